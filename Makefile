@@ -1,0 +1,48 @@
+# nmt — one command each: `make train`, `make test`. Targets that need the environment depend on it.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+ARGS    ?=
+NPROC   ?= 2
+export NMT_DATA_ROOT ?= $(abspath ../shared/data)
+
+.PHONY: install test train translate demo check bench sweep train-ddp report clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,align]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+train: $(STAMP)
+	$(BIN)/nmt-train $(ARGS)
+
+train-ddp: $(STAMP)
+	$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) -m nmt.train $(ARGS)
+
+translate: $(STAMP)
+	$(BIN)/nmt-translate $(ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py $(ARGS)
+
+sweep: $(STAMP)
+	$(BIN)/nmt-train -m +sweep=cpu $(ARGS)
+	$(BIN)/nmt-report multirun
+
+check: $(STAMP)
+	$(BIN)/ruff check nmt tests scripts
+	$(BIN)/ruff format --check nmt tests scripts
+
+clean:
+	rm -rf outputs multirun .pytest_cache

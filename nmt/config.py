@@ -1,0 +1,263 @@
+"""Typed configuration schemas (Hydra structured configs) and start-up validation.
+
+Every value in `conf/` lands in one of these dataclasses; code receives the dataclass (or
+plain arguments taken from it), never a global. `validate()` rejects impossible combinations
+before any data is read, with one line naming the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, mistyped or impossible; the message is one line."""
+
+
+ATTENTION_TYPES = (
+    "bahdanau",
+    "luong_dot",
+    "luong_general",
+    "luong_concat",
+    "luong_location",
+    "local_m",
+    "local_p",
+)
+LOCAL_SCORES = ("dot", "general", "concat")
+
+
+@dataclass
+class DataConfig:
+    """Where the parallel corpus comes from and how it is tokenized."""
+
+    name: str = "multi30k"
+    # "local": files under `root`; "hub": Hugging Face datasets; "auto": local if `root`
+    # exists, else hub; "synthetic": a generated task (reverse/copy) written under `root`.
+    source: str = "auto"
+    root: str | None = None
+    hub_name: str | None = None
+    hub_config: str | None = None
+    src_lang: str = "en"
+    tgt_lang: str = "de"
+    train_prefix: str = "train"
+    valid_prefix: str = "val"
+    test_prefix: str = "test"
+    hub_train_split: str = "train"
+    hub_valid_split: str = "validation"
+    hub_test_split: str = "test"
+    lowercase: bool = False  # lowercase all text (e.g. to match the RWTH gold alignment set)
+    max_len: int = 100  # training pairs longer than this (subword tokens) are dropped
+    max_train_lines: int | None = None  # read at most this many training pairs
+    # SentencePiece
+    spm_type: str = "unigram"  # unigram | bpe | word | char
+    vocab_size: int = 8000
+    joint_vocab: bool = True
+    spm_train_lines: int = 1_000_000  # sentences sampled for SentencePiece training
+    # synthetic tasks (source=synthetic)
+    task: str = "reverse"  # reverse | copy
+    task_size: int = 4000
+    task_alphabet: int = 20
+    task_min_len: int = 3
+    task_max_len: int = 12
+
+
+@dataclass
+class AttentionConfig:
+    """RNN attention mechanism; see the README's attention table."""
+
+    type: str = "bahdanau"
+    score: str = "general"  # local_m / local_p only: dot | general | concat
+    window: int = 10  # local attention half-width D (window 2D+1, sigma = D/2)
+    gaussian: bool | None = None  # local: multiply by the Gaussian; None = as in the paper
+    max_src_len: int = 128  # luong_location: number of source positions W_a scores
+
+
+@dataclass
+class RNNConfig:
+    """RNN encoder-decoder (Bahdanau 2015 / Luong 2015)."""
+
+    arch: str = "rnn"
+    cell: str = "lstm"  # lstm | gru
+    emb_size: int = 256
+    enc_hidden: int = 128  # per direction when bidirectional
+    bidirectional: bool = True
+    enc_layers: int = 1
+    dec_hidden: int = 256
+    dec_layers: int = 1
+    input_feed: bool = True  # Luong 2015 sec. 3.3; Bahdanau feeds its context anyway
+    dropout: float = 0.2
+    tie_embeddings: bool = False  # decoder input/output embeddings (needs emb_size == dec_hidden)
+
+
+@dataclass
+class TransformerConfig:
+    """Transformer encoder-decoder (Vaswani et al. 2017)."""
+
+    arch: str = "transformer"
+    d_model: int = 256
+    heads: int = 4
+    ff_size: int = 1024
+    enc_layers: int = 3
+    dec_layers: int = 3
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    pre_norm: bool = True
+    tie_embeddings: bool = True  # decoder input/output
+    tie_all: bool = False  # also the encoder embeddings (needs data.joint_vocab)
+    max_positions: int = 1024
+
+
+@dataclass
+class TrainerConfig:
+    """Optimisation, validation, checkpointing and stop conditions."""
+
+    max_tokens: int = 4096  # target tokens per batch (before padding)
+    lr: float = 3e-4
+    optimizer: str = "adam"  # adam | adamw
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.0
+    schedule: str = "plateau"  # plateau | inverse_sqrt | constant
+    warmup_steps: int = 4000
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    min_lr: float = 1e-6
+    label_smoothing: float = 0.1
+    clip_grad_norm: float = 1.0
+    max_steps: int | None = None
+    max_epochs: int | None = 100
+    max_time: float | None = None  # seconds of wall clock
+    validate_every: int = 1000  # steps
+    valid_max_sentences: int | None = None  # BLEU on at most this many dev sentences
+    patience: int | None = 10  # validations without dev BLEU improvement before stopping
+    keep_last: int = 3  # numbered checkpoints kept beside last.pt / best.pt
+    nan_tolerance: int = 5  # consecutive non-finite steps before the run stops
+    precision: str = "fp32"  # fp32 | bf16
+    threads: int | None = None  # torch intra-op threads; None = torch default
+    device: str = "auto"  # auto | cpu | cuda
+    log_every: int = 50
+    num_heatmaps: int = 3  # dev sentences drawn to TensorBoard at each validation
+    average_last: int = 0  # >1: average the last N checkpoints into averaged.pt at the end
+    test_at_end: bool = True
+
+
+@dataclass
+class DecodeConfig:
+    """Search settings for validation, test and translation."""
+
+    beam: int = 5
+    valid_beam: int = 1
+    length_penalty: float = 1.0  # GNMT-style alpha; 0 = none
+    max_len_a: float = 1.5  # max target length = a * source length + b
+    max_len_b: int = 10
+    batch_size: int = 64  # sentences per decoding batch
+
+
+@dataclass
+class Config:
+    """The whole run: one Hydra config tree."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: Any = MISSING  # RNNConfig or TransformerConfig, chosen by `arch`
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    seed: int = 1
+    resume: str | None = None  # a run folder (or checkpoint) to continue from
+
+
+MODEL_SCHEMAS = {"rnn": RNNConfig, "transformer": TransformerConfig}
+
+
+def _one_line(err: Exception) -> str:
+    """The first line of an OmegaConf error, which names the key."""
+    return str(err).strip().splitlines()[0]
+
+
+def to_dataclass(cfg: DictConfig | dict) -> Config:
+    """Convert a composed config into typed dataclasses, raising ConfigError on bad keys/types."""
+    if not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.create(cfg)
+    try:
+        model = cfg.get("model")
+        arch = (model or {}).get("arch", "rnn")
+        if arch not in MODEL_SCHEMAS:
+            raise ConfigError(f"model.arch={arch!r} is not one of {sorted(MODEL_SCHEMAS)}")
+        schema = OmegaConf.structured(Config)
+        schema.model = OmegaConf.structured(MODEL_SCHEMAS[arch])
+        merged = OmegaConf.merge(schema, cfg)
+        out = OmegaConf.to_object(merged)
+    except ConfigError:
+        raise
+    except Exception as err:  # omegaconf's ValidationError / ConfigKeyError name the key
+        raise ConfigError(_one_line(err)) from None
+    validate(out)
+    return out
+
+
+def _choice(key: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
+
+
+def validate(cfg: Config) -> None:
+    """Reject impossible combinations with one line naming the key and what is allowed."""
+    d, a, m, t, dec = cfg.data, cfg.attention, cfg.model, cfg.trainer, cfg.decode
+    _choice("data.source", d.source, ("auto", "local", "hub", "synthetic"))
+    _choice("data.spm_type", d.spm_type, ("unigram", "bpe", "word", "char"))
+    _choice("data.task", d.task, ("reverse", "copy"))
+    if d.vocab_size < 8:
+        raise ConfigError(f"data.vocab_size={d.vocab_size} must be >= 8")
+    if d.max_len < 1:
+        raise ConfigError(f"data.max_len={d.max_len} must be >= 1")
+    if d.src_lang == d.tgt_lang:
+        raise ConfigError(f"data.src_lang and data.tgt_lang are both {d.src_lang!r}; they must differ")
+    _choice("attention.type", a.type, ATTENTION_TYPES)
+    _choice("attention.score", a.score, LOCAL_SCORES)
+    if a.type in ("local_m", "local_p") and a.window < 1:
+        raise ConfigError(f"attention.window={a.window} must be >= 1 for local attention (D >= 1)")
+    if a.max_src_len < 1:
+        raise ConfigError(f"attention.max_src_len={a.max_src_len} must be >= 1")
+    if isinstance(m, RNNConfig):
+        _choice("model.cell", m.cell, ("lstm", "gru"))
+        for key in ("emb_size", "enc_hidden", "dec_hidden", "enc_layers", "dec_layers"):
+            if getattr(m, key) < 1:
+                raise ConfigError(f"model.{key}={getattr(m, key)} must be >= 1")
+        if m.tie_embeddings and m.emb_size != m.dec_hidden:
+            raise ConfigError(
+                f"model.tie_embeddings needs model.emb_size ({m.emb_size}) == model.dec_hidden ({m.dec_hidden})"
+            )
+        if a.type == "luong_location" and a.max_src_len < d.max_len + 1:
+            raise ConfigError(
+                f"attention.max_src_len={a.max_src_len} must be >= data.max_len + 1 ({d.max_len + 1})"
+            )
+    else:
+        if m.heads < 1 or m.d_model % m.heads != 0:
+            raise ConfigError(f"model.d_model={m.d_model} must be divisible by model.heads={m.heads}")
+        if m.tie_all and not d.joint_vocab:
+            raise ConfigError("model.tie_all=true needs data.joint_vocab=true")
+    if not 0.0 <= getattr(m, "dropout", 0.0) < 1.0:
+        raise ConfigError(f"model.dropout={m.dropout} must be in [0, 1)")
+    _choice("trainer.optimizer", t.optimizer, ("adam", "adamw"))
+    _choice("trainer.schedule", t.schedule, ("plateau", "inverse_sqrt", "constant"))
+    _choice("trainer.precision", t.precision, ("fp32", "bf16"))
+    _choice("trainer.device", t.device, ("auto", "cpu", "cuda"))
+    if t.lr <= 0:
+        raise ConfigError(f"trainer.lr={t.lr} must be > 0")
+    if t.max_tokens < 1:
+        raise ConfigError(f"trainer.max_tokens={t.max_tokens} must be >= 1")
+    if not 0.0 <= t.label_smoothing < 1.0:
+        raise ConfigError(f"trainer.label_smoothing={t.label_smoothing} must be in [0, 1)")
+    if t.validate_every < 1:
+        raise ConfigError(f"trainer.validate_every={t.validate_every} must be >= 1")
+    if t.keep_last < 0:
+        raise ConfigError(f"trainer.keep_last={t.keep_last} must be >= 0")
+    if t.nan_tolerance < 1:
+        raise ConfigError(f"trainer.nan_tolerance={t.nan_tolerance} must be >= 1")
+    for key in ("beam", "valid_beam", "batch_size"):
+        if getattr(dec, key) < 1:
+            raise ConfigError(f"decode.{key}={getattr(dec, key)} must be >= 1")
+    if dec.max_len_a <= 0 and dec.max_len_b <= 0:
+        raise ConfigError("decode.max_len_a and decode.max_len_b cannot both be <= 0")

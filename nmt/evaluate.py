@@ -1,0 +1,55 @@
+"""`nmt-evaluate CHECKPOINT --src F --ref F`: translate and score with sacreBLEU (BLEU, chrF, signatures)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from nmt.checkpoint import CheckpointError
+from nmt.config import ConfigError
+from nmt.data.corpus import DataError, read_lines
+from nmt.metrics import bleu_by_length, corpus_scores
+from nmt.translate import Translator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nmt-evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--src", required=True, help="source file (plain or .gz)")
+    parser.add_argument("--ref", required=True, help="reference file (plain or .gz), raw detokenized text")
+    parser.add_argument("--beam", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    parser.add_argument("--hyp-out", help="also write the hypotheses here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    try:
+        src, ref = read_lines(args.src), read_lines(args.ref)
+        if len(src) != len(ref):
+            raise DataError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}")
+        translator = Translator(args.checkpoint, args.device)
+        tick = time.perf_counter()
+        hyps, _ = translator.translate(src, args.beam, args.batch_size)
+        seconds = time.perf_counter() - tick
+    except (CheckpointError, DataError, ConfigError) as err:
+        print(f"nmt-evaluate: error: {err}", file=sys.stderr)
+        return 2
+    if args.hyp_out:
+        with open(args.hyp_out, "w", encoding="utf-8") as f:
+            f.writelines(h + "\n" for h in hyps)
+    scores = corpus_scores(hyps, ref)
+    scores["sentences"] = len(hyps)
+    scores["sents_per_s"] = round(len(hyps) / max(seconds, 1e-9), 2)
+    scores["bleu_by_length"] = bleu_by_length(hyps, ref, src)
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        print(f"BLEU {scores['bleu']:.2f}  {scores['bleu_signature']}")
+        print(f"chrF {scores['chrf']:.2f}  {scores['chrf_signature']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Models. Both families implement one interface, used by the trainer and `nmt.decoding`.
+
+    forward(src (B,S), src_lens (B,), tgt_in (B,T), return_attention=False)
+        -> (logits (B,T,V), attention (B,T,*E,S) or None)       # teacher forcing
+    encode(src, src_lens) -> memory: dict[str, Tensor]           # every tensor batch-first
+    init_state(memory) -> state: dict[str, Tensor]               # every tensor batch-first
+    decode_step(y_prev (N,), state, memory, step, need_attention=False)
+        -> (log_probs (N,V) float32, attention (N,*E,S) or None, new_state)
+
+`step` is the 0-based position of `y_prev` in the target (0 for BOS). Beam search reorders
+hypotheses by `index_select(0, idx)` on every tensor of `memory` and `state`, so batch must be
+dim 0 everywhere. Attention has no extra dims (E = ()) for the RNN and (layers, heads) for the
+Transformer; `reduce_attention` picks a layer/head or averages heads.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nmt.config import AttentionConfig, RNNConfig, TransformerConfig
+
+
+def build_model(
+    model_cfg: RNNConfig | TransformerConfig,
+    attention_cfg: AttentionConfig,
+    src_vocab: int,
+    tgt_vocab: int,
+) -> nn.Module:
+    """Build the model a config describes."""
+    if isinstance(model_cfg, TransformerConfig):
+        from nmt.models.transformer import Transformer
+
+        return Transformer(model_cfg, src_vocab, tgt_vocab)
+    from nmt.models.rnn import RNNSeq2Seq
+
+    return RNNSeq2Seq(model_cfg, attention_cfg, src_vocab, tgt_vocab)
+
+
+def reduce_attention(
+    attention: torch.Tensor, layer: int = -1, head: int | None = None
+) -> torch.Tensor:
+    """(T, S) weights from (T, S) or (T, L, heads, S): one layer, one head or the head average."""
+    if attention.dim() == 2:
+        return attention
+    per_layer = attention[:, layer]  # (T, heads, S)
+    return per_layer.mean(dim=1) if head is None else per_layer[:, head]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,193 @@
+"""RNN encoder-decoder with attention: Bahdanau et al. 2015 and Luong et al. 2015.
+
+Shapes: B batch, S source length, T target length, E embedding, H decoder hidden,
+K encoder output size (2 x per-direction size when bidirectional), V vocabulary.
+
+Two decoder layouts, chosen by the attention type:
+- Bahdanau (2015, appendix A.2.2): the attention query is the *previous* state s_{t-1}; the context
+  c_t enters the RNN input and the output layer: s_t = RNN([E y_{t-1}; c_t], s_{t-1}).
+- Luong (2015, sec. 3): h_t = RNN(x_t, h_{t-1}), then c_t = attention(h_t) and the attentional
+  hidden state h̃_t = tanh(W_c [c_t; h_t]) (eq. 5) feeds the softmax (eq. 6). With input feeding
+  (sec. 3.3) h̃_{t-1} is concatenated to the next input; without it the whole decoder RNN runs
+  as one fused call and attention is computed for all T steps at once.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from nmt.config import AttentionConfig, RNNConfig
+from nmt.models.attention import build_attention
+
+PAD = 0  # nmt.data.tokenizer.PAD
+
+
+def _rnn(cell: str, input_size: int, hidden: int, layers: int, dropout: float, bi: bool) -> nn.RNNBase:
+    kind = nn.LSTM if cell == "lstm" else nn.GRU
+    return kind(
+        input_size,
+        hidden,
+        num_layers=layers,
+        batch_first=True,
+        bidirectional=bi,
+        dropout=dropout if layers > 1 else 0.0,
+    )
+
+
+class Encoder(nn.Module):
+    """Embeddings and a (bidirectional) LSTM/GRU over packed source sequences."""
+
+    def __init__(self, cfg: RNNConfig, vocab: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, cfg.emb_size, padding_idx=PAD)
+        self.rnn = _rnn(cfg.cell, cfg.emb_size, cfg.enc_hidden, cfg.enc_layers, cfg.dropout, cfg.bidirectional)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.bidirectional = cfg.bidirectional
+        self.output_size = cfg.enc_hidden * (2 if cfg.bidirectional else 1)
+
+    def forward(self, src: Tensor, src_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Encoder outputs (B, S, K) and the top layer's final state (B, K)."""
+        emb = self.dropout(self.embed(src))  # (B, S, E)
+        packed = pack_padded_sequence(emb, src_lens.cpu(), batch_first=True, enforce_sorted=False)
+        out, hidden = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))  # (B, S, K)
+        h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (layers * dirs, B, K/dirs)
+        final = torch.cat([h_n[-2], h_n[-1]], dim=-1) if self.bidirectional else h_n[-1]  # (B, K)
+        return self.dropout(out), final
+
+
+class Decoder(nn.Module):
+    """Attentional RNN decoder; one step at a time or, for Luong without input feeding, fused."""
+
+    def __init__(self, cfg: RNNConfig, att_cfg: AttentionConfig, vocab: int, key_size: int):
+        super().__init__()
+        self.cell = cfg.cell
+        self.layers = cfg.dec_layers
+        self.hidden = cfg.dec_hidden
+        self.bahdanau = att_cfg.type == "bahdanau"
+        self.input_feed = cfg.input_feed and not self.bahdanau
+        self.embed = nn.Embedding(vocab, cfg.emb_size, padding_idx=PAD)
+        self.bridge = nn.Linear(key_size, cfg.dec_hidden * cfg.dec_layers)  # s_0 = tanh(W_s h_1^<-)
+        extra = key_size if self.bahdanau else (cfg.dec_hidden if self.input_feed else 0)
+        self.rnn = _rnn(cfg.cell, cfg.emb_size + extra, cfg.dec_hidden, cfg.dec_layers, cfg.dropout, False)
+        self.attention = build_attention(att_cfg, query_size=cfg.dec_hidden, key_size=key_size)
+        if self.bahdanau:
+            # Bahdanau 2015, A.2.2: t_i from [s_i; c_i; E y_{i-1}] (tanh in place of maxout)
+            self.readout = nn.Linear(cfg.dec_hidden + key_size + cfg.emb_size, cfg.dec_hidden)
+        else:
+            # Luong 2015, eq. 5: h̃_t = tanh(W_c [c_t; h_t])
+            self.readout = nn.Linear(key_size + cfg.dec_hidden, cfg.dec_hidden, bias=False)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.output = nn.Linear(cfg.dec_hidden, vocab)  # Luong 2015, eq. 6: softmax(W_s h̃_t)
+        if cfg.tie_embeddings:
+            self.output.weight = self.embed.weight
+
+    # --- state -------------------------------------------------------------------------------
+    def init_state(self, final: Tensor) -> dict[str, Tensor]:
+        """Decoder state from the encoder's final state (B, K); batch-first tensors."""
+        B = final.size(0)
+        h = torch.tanh(self.bridge(final)).view(B, self.layers, self.hidden)  # (B, L, H)
+        state = {"h": h}
+        if self.cell == "lstm":
+            state["c"] = torch.zeros_like(h)
+        if self.input_feed:
+            state["feed"] = h.new_zeros(B, self.hidden)  # h̃_0
+        return state
+
+    def _rnn_hidden(self, state: dict[str, Tensor]):
+        h = state["h"].transpose(0, 1).contiguous()  # (L, B, H)
+        return (h, state["c"].transpose(0, 1).contiguous()) if self.cell == "lstm" else h
+
+    @staticmethod
+    def _state_from(hidden, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        new = dict(state)
+        if isinstance(hidden, tuple):
+            new["h"], new["c"] = hidden[0].transpose(0, 1), hidden[1].transpose(0, 1)  # (B, L, H)
+        else:
+            new["h"] = hidden.transpose(0, 1)
+        return new
+
+    # --- one step ----------------------------------------------------------------------------
+    def step(
+        self, y_prev: Tensor, state: dict[str, Tensor], memory: dict[str, Tensor], t: int
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """One decoder step: pre-softmax vector (B, H), attention (B, S), new state."""
+        emb = self.dropout(self.embed(y_prev))  # (B, E)
+        keys, values, mask = memory["keys"], memory["values"], memory["mask"]
+        if self.bahdanau:
+            s_prev = state["h"][:, -1:]  # (B, 1, H) top layer s_{t-1}
+            context, weights = self.attention(s_prev, keys, values, mask, step=t)  # (B,1,K), (B,1,S)
+            x = torch.cat([emb, context[:, 0]], dim=-1).unsqueeze(1)  # (B, 1, E + K)
+            out, hidden = self.rnn(x, self._rnn_hidden(state))  # (B, 1, H)
+            readout = torch.cat([out[:, 0], context[:, 0], emb], dim=-1)  # (B, H + K + E)
+            h_tilde = torch.tanh(self.readout(readout))  # (B, H)
+            return self.dropout(h_tilde), weights[:, 0], self._state_from(hidden, state)
+        x = torch.cat([emb, state["feed"]], dim=-1) if self.input_feed else emb  # (B, E [+ H])
+        out, hidden = self.rnn(x.unsqueeze(1), self._rnn_hidden(state))  # (B, 1, H)
+        context, weights = self.attention(out, keys, values, mask, step=t)  # (B, 1, K), (B, 1, S)
+        h_tilde = torch.tanh(self.readout(torch.cat([context, out], dim=-1)))[:, 0]  # (B, H)
+        new_state = self._state_from(hidden, state)
+        if self.input_feed:
+            new_state["feed"] = h_tilde
+        return self.dropout(h_tilde), weights[:, 0], new_state
+
+    # --- all steps (teacher forcing) ---------------------------------------------------------
+    def forward(
+        self, tgt_in: Tensor, state: dict[str, Tensor], memory: dict[str, Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        """Pre-softmax vectors (B, T, H) and attention (B, T, S) for a whole target prefix."""
+        if not self.bahdanau and not self.input_feed:
+            emb = self.dropout(self.embed(tgt_in))  # (B, T, E)
+            out, _ = self.rnn(emb, self._rnn_hidden(state))  # (B, T, H): one fused call
+            context, weights = self.attention(out, memory["keys"], memory["values"], memory["mask"])
+            h_tilde = torch.tanh(self.readout(torch.cat([context, out], dim=-1)))  # (B, T, H)
+            return self.dropout(h_tilde), weights
+        outputs, weights = [], []
+        for t in range(tgt_in.size(1)):
+            h_tilde, w, state = self.step(tgt_in[:, t], state, memory, t)
+            outputs.append(h_tilde)
+            weights.append(w)
+        return torch.stack(outputs, dim=1), torch.stack(weights, dim=1)  # (B, T, H), (B, T, S)
+
+
+class RNNSeq2Seq(nn.Module):
+    """Attention-based RNN translation model (see nmt.models for the shared interface)."""
+
+    def __init__(self, cfg: RNNConfig, att_cfg: AttentionConfig, src_vocab: int, tgt_vocab: int):
+        super().__init__()
+        self.encoder = Encoder(cfg, src_vocab)
+        self.decoder = Decoder(cfg, att_cfg, tgt_vocab, self.encoder.output_size)
+
+    def encode(self, src: Tensor, src_lens: Tensor) -> dict[str, Tensor]:
+        enc_out, final = self.encoder(src, src_lens)  # (B, S, K), (B, K)
+        return {
+            "keys": self.decoder.attention.project_keys(enc_out),  # precomputed once per batch
+            "values": enc_out,
+            "mask": src != PAD,  # (B, S)
+            "final": final,
+        }
+
+    def init_state(self, memory: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self.decoder.init_state(memory["final"])
+
+    def forward(
+        self, src: Tensor, src_lens: Tensor, tgt_in: Tensor, return_attention: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        memory = self.encode(src, src_lens)
+        h_tilde, weights = self.decoder(tgt_in, self.init_state(memory), memory)  # (B,T,H), (B,T,S)
+        logits = self.decoder.output(h_tilde)  # (B, T, V): one projection for all steps
+        return logits, (weights if return_attention else None)
+
+    def decode_step(
+        self,
+        y_prev: Tensor,
+        state: dict[str, Tensor],
+        memory: dict[str, Tensor],
+        step: int,
+        need_attention: bool = False,
+    ) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
+        h_tilde, weights, state = self.decoder.step(y_prev, state, memory, step)
+        log_probs = torch.log_softmax(self.decoder.output(h_tilde).float(), dim=-1)  # (N, V)
+        return log_probs, (weights.float() if need_attention else None), state

@@ -1,0 +1,377 @@
+"""Transformer encoder-decoder (Vaswani et al. 2017, "Attention Is All You Need").
+
+Readable, nanoGPT-style: small modules, one line of shapes at every reshape and matmul.
+
+    B batch, S source length, T target length, D d_model, h heads, dh = D / h, L decoder layers
+
+Implements the model interface of `nmt.models` (forward / encode / init_state / decode_step).
+Training uses `F.scaled_dot_product_attention` (fused, no weights materialised); attention
+weights are computed explicitly only when asked for (`return_attention` / `need_attention`),
+and then only for cross-attention.
+
+Incremental decoding keeps, per decoder layer, the self-attention keys/values of the prefix in
+`state` ("k{i}", "v{i}": (N, h, t, dh), growing along dim 2) and the cross-attention
+keys/values of the source in `memory` ("ck{i}", "cv{i}": (N, h, S, dh), computed once by
+`encode`). Every tensor is batch-first and nothing is stored on the module, so beam search can
+reorder hypotheses with `index_select(0, idx)` on every tensor of `memory` and `state`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nmt.config import TransformerConfig
+
+# Padding id, as in nmt.data.tokenizer (PAD=0, UNK=1, BOS=2, EOS=3); kept local so the model
+# does not depend on the data package.
+PAD = 0
+
+
+def inverse_sqrt_lr(step: int, warmup: int) -> float:
+    """LR multiplier: linear warm-up to 1.0 at `warmup`, then sqrt(warmup / step) (Vaswani sec. 5.3).
+
+    `step` counts optimizer updates from 1; step 0 is treated as step 1 so the first update
+    does not get a zero learning rate. `warmup <= 0` means no warm-up (1.0 at step 1).
+    """
+    warmup = max(int(warmup), 1)
+    step = max(int(step), 1)
+    return min(step / warmup, math.sqrt(warmup / step))
+
+
+def sinusoid_table(positions: Tensor, d_model: int) -> Tensor:
+    """Sinusoidal encodings for `positions` (P,) -> (P, D) float32 (Vaswani eq. in sec. 3.5).
+
+    PE(pos, 2i) = sin(pos / 10000^(2i/D)),  PE(pos, 2i+1) = cos(pos / 10000^(2i/D))
+    """
+    half = torch.arange(0, d_model, 2, dtype=torch.float32, device=positions.device)  # (D/2,)
+    inv_freq = torch.exp(-math.log(10000.0) * half / d_model)  # (D/2,)
+    angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]  # (P, D/2)
+    table = torch.zeros(positions.numel(), d_model, device=positions.device)  # (P, D)
+    table[:, 0::2] = torch.sin(angles)
+    table[:, 1::2] = torch.cos(angles[:, : d_model // 2])
+    return table
+
+
+class PositionalEncoding(nn.Module):
+    """Fixed sinusoidal position encodings, precomputed up to `max_positions` (extended on demand)."""
+
+    def __init__(self, d_model: int, max_positions: int) -> None:
+        super().__init__()
+        self.d_model = d_model
+        table = sinusoid_table(torch.arange(max_positions), d_model)  # (P, D)
+        self.register_buffer("table", table, persistent=False)
+
+    def forward(self, start: int, length: int) -> Tensor:
+        """Encodings of positions start .. start+length-1 -> (length, D)."""
+        end = start + length
+        if end <= self.table.size(0):
+            return self.table[start:end]
+        positions = torch.arange(start, end, device=self.table.device)  # beyond the cache
+        return sinusoid_table(positions, self.d_model)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention (Vaswani sec. 3.2.2)."""
+
+    def __init__(self, d_model: int, heads: int, attention_dropout: float) -> None:
+        super().__init__()
+        if d_model % heads != 0:
+            raise ValueError(f"d_model={d_model} must be divisible by heads={heads}")
+        self.heads = heads
+        self.head_dim = d_model // heads
+        self.attention_dropout = attention_dropout
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        """(B, T, D) -> (B, h, T, dh)."""
+        B, T, _ = x.shape
+        return x.view(B, T, self.heads, self.head_dim).transpose(1, 2)  # (B, h, T, dh)
+
+    def query(self, x: Tensor) -> Tensor:
+        """Projected queries (B, T, D) -> (B, h, T, dh)."""
+        return self.split_heads(self.q_proj(x))
+
+    def keys_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Projected keys and values (B, S, D) -> 2 x (B, h, S, dh)."""
+        return self.split_heads(self.k_proj(x)), self.split_heads(self.v_proj(x))
+
+    def attend(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        mask: Tensor | None = None,
+        is_causal: bool = False,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """softmax(Q K^T / sqrt(dh)) V per head, then merge heads (Vaswani eq. 1).
+
+        q (B, h, T, dh); k, v (B, h, S, dh); mask broadcastable to (B, h, T, S), True = may
+        attend. Returns the output (B, T, D) and, if `need_weights`, the float32 weights
+        (B, h, T, S) before dropout (exactly 0 where the mask is False).
+        """
+        k, v = k.to(q.dtype), v.to(q.dtype)  # caches may be fp32 while autocast runs in bf16
+        p = self.attention_dropout if self.training else 0.0
+        weights: Tensor | None = None
+        if need_weights:
+            scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(self.head_dim)  # (B, h, T, S)
+            if is_causal:  # position t sees keys 0..t (square, as in SDPA's is_causal)
+                T, S = scores.shape[-2:]
+                causal = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()
+                scores = scores.masked_fill(~causal, float("-inf"))
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            weights = scores.softmax(dim=-1)  # (B, h, T, S) float32
+            out = F.dropout(weights, p, self.training).to(v.dtype) @ v  # (B, h, T, dh)
+        else:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal
+            )  # (B, h, T, dh)
+        B, _, T, _ = out.shape
+        out = out.transpose(1, 2).reshape(B, T, self.heads * self.head_dim)  # (B, T, D)
+        return self.out_proj(out), weights
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network FFN(x) = max(0, x W1 + b1) W2 + b2 (Vaswani eq. 2)."""
+
+    def __init__(self, d_model: int, ff_size: int, dropout: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, ff_size)
+        self.fc2 = nn.Linear(ff_size, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.dropout(F.relu(self.fc1(x))))  # (B, T, D)
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention + feed-forward, each in a residual block (pre- or post-LayerNorm)."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.pre_norm = cfg.pre_norm
+        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.heads, cfg.attention_dropout)
+        self.ff = FeedForward(cfg.d_model, cfg.ff_size, cfg.dropout)
+        self.norm1 = nn.LayerNorm(cfg.d_model)
+        self.norm2 = nn.LayerNorm(cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def _self_attention(self, x: Tensor, key_mask: Tensor) -> Tensor:
+        q = self.self_attn.query(x)  # (B, h, S, dh)
+        k, v = self.self_attn.keys_values(x)  # (B, h, S, dh)
+        return self.self_attn.attend(q, k, v, mask=key_mask)[0]  # (B, S, D)
+
+    def forward(self, x: Tensor, key_mask: Tensor) -> Tensor:
+        """x (B, S, D), key_mask (B, 1, 1, S) True = real token -> (B, S, D)."""
+        if self.pre_norm:  # x + Sublayer(LN(x))  (Xiong et al. 2020)
+            x = x + self.dropout(self._self_attention(self.norm1(x), key_mask))
+            return x + self.dropout(self.ff(self.norm2(x)))
+        # LN(x + Sublayer(x))  (Vaswani sec. 5.4)
+        x = self.norm1(x + self.dropout(self._self_attention(x, key_mask)))
+        return self.norm2(x + self.dropout(self.ff(x)))
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross-attention over the encoder output, feed-forward."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.pre_norm = cfg.pre_norm
+        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.heads, cfg.attention_dropout)
+        self.cross_attn = MultiHeadAttention(cfg.d_model, cfg.heads, cfg.attention_dropout)
+        self.ff = FeedForward(cfg.d_model, cfg.ff_size, cfg.dropout)
+        self.norm1 = nn.LayerNorm(cfg.d_model)
+        self.norm2 = nn.LayerNorm(cfg.d_model)
+        self.norm3 = nn.LayerNorm(cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(
+        self,
+        x: Tensor,
+        ck: Tensor,
+        cv: Tensor,
+        key_mask: Tensor,
+        cache: tuple[Tensor, Tensor] | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """One decoder layer.
+
+        x (B, T, D) the target positions to compute; ck, cv (B, h, S, dh) cross-attention
+        keys/values of the source; key_mask (B, 1, 1, S). Without `cache`, x is the whole
+        prefix and self-attention is causal; with `cache` = (k, v) of the previous positions
+        (B, h, t, dh), x holds the next position(s) and attends to the cache plus itself.
+        Returns (x (B, T, D), self-attention k, v including x (B, h, t+T, dh), cross-attention
+        weights (B, h, T, S) or None).
+        """
+        # masked self-attention (Vaswani sec. 3.2.3)
+        h = self.norm1(x) if self.pre_norm else x
+        q = self.self_attn.query(h)  # (B, h, T, dh)
+        k, v = self.self_attn.keys_values(h)  # (B, h, T, dh)
+        if cache is not None:
+            if q.size(2) != 1:
+                raise ValueError("with a cache, decode one position at a time")
+            k = torch.cat([cache[0].to(k.dtype), k], dim=2)  # (B, h, t+1, dh)
+            v = torch.cat([cache[1].to(v.dtype), v], dim=2)  # (B, h, t+1, dh)
+        # the whole prefix needs the causal mask; one new position may see all the cache
+        a = self.self_attn.attend(q, k, v, is_causal=cache is None)[0]  # (B, T, D)
+        x = x + self.dropout(a) if self.pre_norm else self.norm1(x + self.dropout(a))
+
+        # encoder-decoder attention: queries from the decoder, keys/values from the encoder
+        h = self.norm2(x) if self.pre_norm else x
+        q = self.cross_attn.query(h)  # (B, h, T, dh)
+        a, weights = self.cross_attn.attend(q, ck, cv, mask=key_mask, need_weights=need_weights)
+        x = x + self.dropout(a) if self.pre_norm else self.norm2(x + self.dropout(a))
+
+        h = self.norm3(x) if self.pre_norm else x
+        a = self.ff(h)  # (B, T, D)
+        x = x + self.dropout(a) if self.pre_norm else self.norm3(x + self.dropout(a))
+        return x, k, v, weights
+
+
+class Transformer(nn.Module):
+    """Encoder-decoder Transformer implementing the `nmt.models` interface."""
+
+    def __init__(self, cfg: TransformerConfig, src_vocab: int, tgt_vocab: int) -> None:
+        super().__init__()
+        if cfg.d_model % cfg.heads != 0:
+            raise ValueError(f"d_model={cfg.d_model} must be divisible by heads={cfg.heads}")
+        if cfg.tie_all and src_vocab != tgt_vocab:
+            raise ValueError(
+                f"tie_all needs one joint vocabulary, got src_vocab={src_vocab} != tgt_vocab={tgt_vocab}"
+            )
+        self.cfg = cfg
+        self.d_model = cfg.d_model
+        self.heads = cfg.heads
+        self.dec_layers = cfg.dec_layers
+        self.src_vocab = src_vocab
+        self.tgt_vocab = tgt_vocab
+        self.emb_scale = math.sqrt(cfg.d_model)  # embeddings times sqrt(D) (Vaswani sec. 3.4)
+
+        self.tgt_embed = nn.Embedding(tgt_vocab, cfg.d_model, padding_idx=PAD)
+        self.src_embed = (
+            self.tgt_embed if cfg.tie_all else nn.Embedding(src_vocab, cfg.d_model, padding_idx=PAD)
+        )
+        self.positions = PositionalEncoding(cfg.d_model, cfg.max_positions)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
+        # pre-norm stacks end with a LayerNorm; post-norm layers already end normalised
+        self.enc_norm = nn.LayerNorm(cfg.d_model) if cfg.pre_norm else nn.Identity()
+        self.dec_norm = nn.LayerNorm(cfg.d_model) if cfg.pre_norm else nn.Identity()
+        self.generator = nn.Linear(cfg.d_model, tgt_vocab, bias=False)
+        self._init_weights()
+        if cfg.tie_embeddings or cfg.tie_all:  # Press & Wolf 2017
+            self.generator.weight = self.tgt_embed.weight
+
+    def _init_weights(self) -> None:
+        """Xavier-uniform for every matrix, zero biases, zero PAD embedding rows."""
+        for name, p in self.named_parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+            elif name.endswith(".bias"):
+                nn.init.zeros_(p)
+        with torch.no_grad():
+            self.tgt_embed.weight[PAD].zero_()
+            self.src_embed.weight[PAD].zero_()
+
+    # ------------------------------------------------------------------ encoder
+
+    def encode(self, src: Tensor, src_lens: Tensor) -> dict[str, Tensor]:
+        """src (B, S), src_lens (B,) -> memory: enc_out (B, S, D), src_mask (B, S) bool
+        (True = real token), and per decoder layer i the cross-attention keys/values
+        "ck{i}", "cv{i}" (B, h, S, dh)."""
+        B, S = src.shape
+        src_mask = torch.arange(S, device=src.device)[None, :] < src_lens.to(src.device)[:, None]
+        key_mask = src_mask[:, None, None, :]  # (B, 1, 1, S)
+        x = self.src_embed(src) * self.emb_scale + self.positions(0, S)  # (B, S, D)
+        x = self.dropout(x)
+        for layer in self.encoder:
+            x = layer(x, key_mask)  # (B, S, D)
+        enc_out = self.enc_norm(x)  # (B, S, D)
+        memory = {"enc_out": enc_out, "src_mask": src_mask}
+        for i, layer in enumerate(self.decoder):
+            memory[f"ck{i}"], memory[f"cv{i}"] = layer.cross_attn.keys_values(enc_out)
+        return memory
+
+    # ------------------------------------------------------------------ decoder
+
+    def _decode(
+        self,
+        y: Tensor,
+        start: int,
+        memory: dict[str, Tensor],
+        state: dict[str, Tensor] | None,
+        need_attention: bool,
+    ) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
+        """Run the decoder on target ids y (B, T) at positions start..start+T-1.
+
+        Returns the hidden states after the final norm (B, T, D), the cross-attention weights
+        (B, T, L, h, S) or None, and the self-attention keys/values of every layer.
+        """
+        T = y.size(1)
+        key_mask = memory["src_mask"][:, None, None, :]  # (B, 1, 1, S)
+        x = self.tgt_embed(y) * self.emb_scale + self.positions(start, T)  # (B, T, D)
+        x = self.dropout(x)
+        new_state: dict[str, Tensor] = {}
+        weights: list[Tensor] = []
+        for i, layer in enumerate(self.decoder):
+            cache = None if state is None else (state[f"k{i}"], state[f"v{i}"])
+            x, k, v, w = layer(
+                x, memory[f"ck{i}"], memory[f"cv{i}"], key_mask, cache, need_attention
+            )
+            new_state[f"k{i}"], new_state[f"v{i}"] = k, v
+            if w is not None:
+                weights.append(w)  # (B, h, T, S)
+        attention = None
+        if need_attention:
+            attention = torch.stack(weights, dim=1).permute(0, 3, 1, 2, 4)  # (B, T, L, h, S)
+        return self.dec_norm(x), attention, new_state
+
+    def forward(
+        self,
+        src: Tensor,
+        src_lens: Tensor,
+        tgt_in: Tensor,
+        return_attention: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing: src (B, S), src_lens (B,), tgt_in (B, T) (BOS y1 .. y_{T-1})
+        -> logits (B, T, V) and, if asked, cross-attention weights (B, T, L, h, S) float32."""
+        memory = self.encode(src, src_lens)
+        x, attention, _ = self._decode(tgt_in, 0, memory, None, return_attention)
+        return self.generator(x), attention  # (B, T, V)
+
+    def init_state(self, memory: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Empty self-attention caches "k{i}", "v{i}" (B, h, 0, dh) per decoder layer."""
+        ref = memory["ck0"] if self.dec_layers else memory["enc_out"]
+        B, dh = ref.size(0), self.d_model // self.heads
+        empty = ref.new_zeros(B, self.heads, 0, dh)  # (B, h, 0, dh)
+        state: dict[str, Tensor] = {}
+        for i in range(self.dec_layers):
+            state[f"k{i}"], state[f"v{i}"] = empty, empty
+        return state
+
+    def decode_step(
+        self,
+        y_prev: Tensor,
+        state: dict[str, Tensor],
+        memory: dict[str, Tensor],
+        step: int,
+        need_attention: bool = False,
+    ) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
+        """One incremental step: y_prev (N,) at position `step` (0 = BOS) -> log-probs of the
+        next token (N, V) float32, cross-attention (N, L, h, S) or None, the new state
+        (inputs are not modified)."""
+        x, attention, new_state = self._decode(y_prev[:, None], step, memory, state, need_attention)
+        logits = self.generator(x[:, 0])  # (N, V)
+        log_probs = F.log_softmax(logits.float(), dim=-1)  # (N, V) float32
+        if attention is not None:
+            attention = attention[:, 0]  # (N, L, h, S)
+        return log_probs, attention, new_state

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny synthetic corpora and a small trained run (trained once per session)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+torch.set_num_threads(2)
+
+
+def data_root() -> Path | None:
+    """The shared corpora folder (NMT_DATA_ROOT), or None."""
+    root = os.environ.get("NMT_DATA_ROOT")
+    return Path(root) if root and Path(root).is_dir() else None
+
+
+def tiny_overrides(tmp: Path, task: str = "reverse", **extra: str) -> list[str]:
+    """Hydra overrides for a seconds-long run on a synthetic task."""
+    base = {
+        "data": task,
+        "data.root": str(tmp / "data"),
+        "data.task_size": "600",
+        "data.task_alphabet": "8",
+        "data.task_max_len": "7",
+        "model.emb_size": "32",
+        "model.enc_hidden": "32",
+        "model.dec_hidden": "64",
+        "model.dropout": "0.0",
+        "trainer.max_tokens": "600",
+        "trainer.lr": "3e-3",
+        "trainer.max_steps": "30",
+        "trainer.validate_every": "15",
+        "trainer.log_every": "1",
+        "trainer.num_heatmaps": "2",
+        "decode.beam": "2",
+    }
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import nmt.train  # noqa: F401  (registers the structured configs)
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A tiny RNN trained for 30 steps on reversal: a complete run folder."""
+    from nmt.trainer import run
+
+    tmp = tmp_path_factory.mktemp("run")
+    run(compose(tiny_overrides(tmp)), tmp / "run")
+    return tmp / "run"
