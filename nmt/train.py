@@ -41,7 +41,10 @@ def _run(cfg: DictConfig) -> float:
     return float(metrics.get("dev_bleu", 0.0))
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def hydra_main(cfg: DictConfig) -> float:
     return _run(cfg)
 

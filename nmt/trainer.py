@@ -292,7 +292,7 @@ class Trainer:
             if t.clip_grad_norm > 0
             else torch.stack([p.grad.norm() for p in self.model.parameters() if p.grad is not None]).norm()
         )
-        value = float(loss)
+        value = loss.item()
         if not (math.isfinite(value) and bool(torch.isfinite(norm))):
             self.optimizer.zero_grad(set_to_none=True)
             self.progress.nonfinite_in_a_row += 1
