@@ -36,9 +36,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py $(ARGS)
 
+# make sweep [SWEEP=cpu|gpu] [ARGS="seed=1,2,3 ..."]: conf/sweep/$(SWEEP).yaml, then the report (also
+# when a run failed, so that the failure is listed); re-running skips the runs that finished.
 sweep: $(STAMP)
-	$(BIN)/nmt-train -m +sweep=cpu $(ARGS)
-	$(BIN)/nmt-report multirun
+	$(BIN)/nmt-train -m +sweep=$(or $(SWEEP),cpu) $(ARGS); status=$$?; \
+	$(BIN)/nmt-report multirun/sweep-$(or $(SWEEP),cpu) && exit $$status
 
 check: $(STAMP)
 	$(BIN)/ruff check nmt tests scripts

@@ -1,12 +1,22 @@
 """Atomic, safe checkpoints: plain data only, written to a temp file then renamed, loaded
-with `weights_only=True` so a crafted pickle is refused instead of executed."""
+with `weights_only=True` so a crafted pickle is refused instead of executed.
+
+A checkpoint is a dict {"format": "nmt-checkpoint", "version": 1, "config": {...},
+"tokenizer": {...}, "model": state_dict, ...} of tensors, strings, bytes, numbers, lists and
+dicts only. `save_checkpoint` writes `.NAME.PID.XXXX.tmp` beside the target, flushes and
+fsyncs it, then renames it over the target, so a kill at any moment leaves either the old or
+the new file, never a partial one; temp files left by a killed process are removed by the
+next save.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import pickle
+import re
 import tempfile
-import zipfile
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +24,55 @@ import torch
 
 FORMAT = "nmt-checkpoint"
 VERSION = 1
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+_TORCH_NOISE = ("Weights only load failed", "Please file an issue", "Check the documentation")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated, unsafe or from an incompatible version (one line)."""
 
 
+# --- saving ----------------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete `.NAME.PID.*.tmp` files of `path` left by processes that no longer run."""
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        parts = tmp.name[len(path.name) + 2 :].split(".")
+        if parts and parts[0].isdigit() and not _pid_alive(int(parts[0])):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not supported on every file system
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write `payload` atomically: a crash or kill mid-save never leaves `path` corrupt."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     payload = {"format": FORMAT, "version": VERSION, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
@@ -33,44 +80,74 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _fsync_dir(path.parent)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely, raising CheckpointError with one line on any problem."""
+# --- loading ---------------------------------------------------------------------------------
+def _detail(err: BaseException) -> str:
+    """The informative part of a torch.load error, on one short line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(_TORCH_NOISE)] or [type(err).__name__]
+    text = lines[0].replace("WeightsUnpickler error:", "").strip() or type(err).__name__
+    return text.split(". This is an internal")[0][:160]
+
+
+def _explain(path: Path, err: BaseException) -> CheckpointError:
+    """A one-line CheckpointError for an exception raised by torch.load."""
+    found = _GLOBAL_RE.search(str(err))
+    if found:
+        return CheckpointError(
+            f"{path}: refused to load: the file references the Python object {found.group(1)}, "
+            "which could run arbitrary code; nmt checkpoints hold only tensors and plain data"
+        )
+    if "Weights only load failed" in str(err):
+        return CheckpointError(
+            f"{path}: refused to load: not a plain-data PyTorch checkpoint ({_detail(err)})"
+        )
+    return CheckpointError(f"{path}: not a checkpoint, or a truncated one ({_detail(err)})")
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """`path` itself, or for a run folder its checkpoints/best.pt (or best.pt inside it)."""
     path = Path(path)
     if path.is_dir():
         for candidate in (path / "checkpoints" / "best.pt", path / "best.pt"):
             if candidate.is_file():
-                path = candidate
-                break
+                return candidate
+        raise CheckpointError(f"{path}: a folder without checkpoints/best.pt")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    return path
+
+
+def load_checkpoint(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    require: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Load a checkpoint safely, raising CheckpointError with one line on any problem.
+
+    `path` may be a run folder (its checkpoints/best.pt is used). `require` names keys that
+    must be present (e.g. "model", "optimizer" for resuming).
+    """
+    path = resolve_checkpoint(path)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling failed"
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
-            raise CheckpointError(
-                f"{path}: refused to load: the file contains Python objects that could run code "
-                f"({first[:160]})"
-            ) from None
-        raise CheckpointError(f"{path}: not a valid checkpoint ({first[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: not a checkpoint or truncated file ({msg[:160]})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4" on foreign files
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # any failure to parse is the file's fault: one line, no traceback
+        raise _explain(path, err) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an nmt checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("version") != VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint format version {ckpt.get('version')} is not supported "
-            f"(this nmt reads version {VERSION})"
+            f"{path}: checkpoint format version {ckpt.get('version')!r} is not supported "
+            f"(this nmt reads version {VERSION}); use the nmt release that wrote it"
         )
+    missing = [key for key in require if key not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint, missing {', '.join(missing)}")
     return ckpt

@@ -25,10 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hyp-out", help="also write the hypotheses here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    if args.beam is not None and args.beam < 1:
+        parser.error(f"--beam must be >= 1, got {args.beam}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     try:
         src, ref = read_lines(args.src), read_lines(args.ref)
         if len(src) != len(ref):
             raise DataError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}")
+        if not src:
+            raise DataError(f"{args.src}: no sentences to evaluate (empty file)")
         translator = Translator(args.checkpoint, args.device)
         tick = time.perf_counter()
         hyps, _ = translator.translate(src, args.beam, args.batch_size)
@@ -37,8 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nmt-evaluate: error: {err}", file=sys.stderr)
         return 2
     if args.hyp_out:
-        with open(args.hyp_out, "w", encoding="utf-8") as f:
-            f.writelines(h + "\n" for h in hyps)
+        try:
+            with open(args.hyp_out, "w", encoding="utf-8") as f:
+                f.writelines(h + "\n" for h in hyps)
+        except OSError as err:
+            print(f"nmt-evaluate: error: {args.hyp_out}: {err.strerror or err}", file=sys.stderr)
+            return 2
     scores = corpus_scores(hyps, ref)
     scores["sentences"] = len(hyps)
     scores["sents_per_s"] = round(len(hyps) / max(seconds, 1e-9), 2)

@@ -304,11 +304,12 @@ class Trainer:
                 t.nan_tolerance,
             )
             if self.progress.nonfinite_in_a_row >= t.nan_tolerance:
+                last = self.ckpt_dir / "last.pt"
                 raise TrainingError(
                     f"{self.progress.nonfinite_in_a_row} non-finite updates in a row at step "
                     f"{self.progress.step + 1}: try a lower trainer.lr (now {t.lr}), "
                     f"trainer.clip_grad_norm (now {t.clip_grad_norm}) or trainer.precision=fp32; "
-                    f"the last good checkpoint is {self.ckpt_dir / 'last.pt'}"
+                    + (f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was saved yet")
                 )
             return None
         self.progress.nonfinite_in_a_row = 0
@@ -463,14 +464,14 @@ class Trainer:
                         self.writer.add_scalar("train/loss", loss, p.step)
                         self.writer.add_scalar("train/lr", lr, p.step)
                         self.writer.add_scalar("train/tgt_tokens_per_s", tok_s, p.step)
-                    if self._stop_signal is not None:
-                        stop_reason = f"signal {signal.Signals(self._stop_signal).name}"
-                        break
-                    if p.step % t.validate_every == 0:
-                        last_validated = p.step
+                    if p.step % t.validate_every == 0:  # before the signal check: a resumed
+                        last_validated = p.step  # run must not skip this validation
                         if self._validate_and_sync():
                             stop_reason = "early stopping"
                             break
+                    if self._stop_signal is not None:
+                        stop_reason = f"signal {signal.Signals(self._stop_signal).name}"
+                        break
                     stop_reason = self._out_of_budget()
                     if stop_reason:
                         break

@@ -9,16 +9,18 @@ with one attention row per target token over the source tokens (source pieces pl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
 import torch
 
 from nmt.checkpoint import CheckpointError, load_checkpoint
-from nmt.config import Config, ConfigError, to_dataclass
+from nmt.config import Config, ConfigError, TransformerConfig, to_dataclass
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding import Hypothesis, decode_corpus
 from nmt.models import build_model, reduce_attention
@@ -29,25 +31,37 @@ class Translator:
     """A model, its tokenizer and its decode settings, loaded from one checkpoint."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", precision: str | None = None):
-        ckpt = load_checkpoint(checkpoint)
+        ckpt = load_checkpoint(checkpoint, require=("config", "tokenizer", "model"))
         try:
             self.cfg: Config = to_dataclass(ckpt["config"])
             self.tokenizer = Tokenizer.from_dict(ckpt["tokenizer"])
-        except (ConfigError, KeyError, TypeError) as err:
-            raise CheckpointError(f"{checkpoint}: incompatible checkpoint contents ({err})") from None
+        except (ConfigError, KeyError, TypeError, ValueError, RuntimeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(
+                f"{checkpoint}: incompatible checkpoint contents ({first})"
+            ) from None
         self.device = pick_device(device)
         self.precision = precision or self.cfg.trainer.precision
         self.model = build_model(
-            self.cfg.model, self.cfg.attention, self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size
+            self.cfg.model,
+            self.cfg.attention,
+            self.tokenizer.src_vocab_size,
+            self.tokenizer.tgt_vocab_size,
         )
         try:
             self.model.load_state_dict(ckpt["model"])
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise CheckpointError(f"{checkpoint}: weights do not match the model ({first})") from None
+        except (RuntimeError, TypeError, AttributeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(
+                f"{checkpoint}: weights do not match the model ({first})"
+            ) from None
         self.model.to(self.device).eval()
         limit = source_limit(self.cfg)
         self.max_src_len = limit if limit is not None else 4 * self.cfg.data.max_len
+
+    def prepare(self, line: str) -> str:
+        """The text the model sees for one input line (lowercased if the model was trained so)."""
+        return line.lower() if self.cfg.data.lowercase else line
 
     def translate(
         self,
@@ -56,17 +70,26 @@ class Translator:
         batch_size: int | None = None,
         need_attention: bool = False,
         length_penalty: float | None = None,
+        on_truncate: Callable[[int, int], None] | None = None,
     ) -> tuple[list[str], list[Hypothesis | None]]:
-        """Translate raw sentences; empty lines give empty output and no hypothesis."""
+        """Translate raw sentences; output i belongs to input i, always.
+
+        A line with no tokens after normalisation (empty, whitespace or control characters
+        only) gives an empty output and no hypothesis. A line longer than the model's source
+        limit is translated from its first `max_src_len` tokens; `on_truncate(index, n_tokens)`
+        is called for it.
+        """
         d = self.cfg.decode
-        if self.cfg.data.lowercase:
-            lines = [line.lower() for line in lines]
-        keep = [i for i, line in enumerate(lines) if line.strip()]
-        ids = self.tokenizer.encode_src([lines[i] for i in keep])
+        ids = self.tokenizer.encode_src([self.prepare(line) for line in lines])
+        keep = [i for i, seq in enumerate(ids) if seq]
+        if on_truncate is not None:
+            for i in keep:
+                if len(ids[i]) > self.max_src_len:
+                    on_truncate(i, len(ids[i]))
         with autocast(self.device, self.precision):
             hyps = decode_corpus(
                 self.model,
-                ids,
+                [ids[i] for i in keep],
                 beam or d.beam,
                 d.length_penalty if length_penalty is None else length_penalty,
                 d.max_len_a,
@@ -79,17 +102,21 @@ class Translator:
         out: list[str] = [""] * len(lines)
         full: list[Hypothesis | None] = [None] * len(lines)
         for i, text, h in zip(keep, self.tokenizer.decode_tgt([h.tokens for h in hyps]), hyps):
-            out[i], full[i] = text, h
+            out[i], full[i] = one_line(text), h
         return out, full
 
     def attention_record(
-        self, index: int, line: str, hyp: Hypothesis | None, layer: int = -1, head: int | None = None
+        self,
+        index: int,
+        line: str,
+        hyp: Hypothesis | None,
+        layer: int = -1,
+        head: int | None = None,
     ) -> dict:
         """The JSON object `--attention-out` writes for one input line."""
         if hyp is None or hyp.attention is None:
             return {"line": index, "source_tokens": [], "target_tokens": [], "attention": []}
-        text = line.lower() if self.cfg.data.lowercase else line
-        src = self.tokenizer.src_pieces(text)[: self.max_src_len] + ["</s>"]
+        src = self.tokenizer.src_pieces(self.prepare(line))[: self.max_src_len] + ["</s>"]
         weights = reduce_attention(hyp.attention, layer, head)  # (T, S)
         return {
             "line": index,
@@ -99,19 +126,34 @@ class Translator:
         }
 
 
+def one_line(text: str) -> str:
+    """`text` without line breaks of any kind (\\n, \\r, U+2028, ...), so that output line i
+    always belongs to input line i, however the output is read."""
+    return " ".join(text.splitlines())
+
+
 def read_lines_lenient(stream: Iterable[bytes], name: str) -> Iterator[str]:
-    """Decode UTF-8 line by line; invalid bytes become U+FFFD with a warning naming the line."""
+    """Decode UTF-8 line by line; invalid bytes become U+FFFD with a warning naming the line.
+
+    Only b"\\n" ends a line (a trailing "\\r" is dropped too), so other characters that some
+    tools treat as line breaks (U+2028, \\x0b, \\x85, ...) never shift the output lines.
+    """
     for number, raw in enumerate(stream, start=1):
         raw = raw.rstrip(b"\n").rstrip(b"\r")
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
+            raw = raw[3:]
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            print(
-                f"nmt-translate: warning: {name}:{number}: invalid UTF-8 (byte 0x{raw[err.start]:02x} at "
-                f"column {err.start + 1}); translated with replacement characters",
-                file=sys.stderr,
+            warn(
+                f"{name}:{number}: invalid UTF-8 (byte 0x{raw[err.start]:02x} at column "
+                f"{err.start + 1}); translated with replacement characters"
             )
             yield raw.decode("utf-8", errors="replace")
+
+
+def warn(message: str) -> None:
+    print(f"nmt-translate: warning: {message}", file=sys.stderr)
 
 
 def _chunks(lines: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -134,13 +176,24 @@ def translate_stream(
     attention_out: TextIO | None = None,
     layer: int = -1,
     head: int | None = None,
+    length_penalty: float | None = None,
+    name: str = "<stdin>",
 ) -> int:
     """Translate in chunks, writing each chunk as soon as it is done; returns lines written."""
     written = 0
     for chunk in _chunks(lines, max(1, batch_size) * 16):
-        texts, hyps = translator.translate(chunk, beam, batch_size, need_attention=attention_out is not None)
+
+        def truncated(i: int, n: int, first: int = written) -> None:
+            warn(
+                f"{name}:{first + i + 1}: {n} source tokens, more than the model's limit of "
+                f"{translator.max_src_len}; only the first {translator.max_src_len} are translated"
+            )
+
+        texts, hyps = translator.translate(
+            chunk, beam, batch_size, attention_out is not None, length_penalty, truncated
+        )
         for i, (line, text, hyp) in enumerate(zip(chunk, texts, hyps)):
-            out.write(text.replace("\n", " ") + "\n")
+            out.write(one_line(text) + "\n")
             if attention_out is not None:
                 record = translator.attention_record(written + i + 1, line, hyp, layer, head)
                 attention_out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -149,42 +202,100 @@ def translate_stream(
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nmt-translate", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a .pt checkpoint or a run folder (uses checkpoints/best.pt)")
+    parser.add_argument(
+        "checkpoint", help="a .pt checkpoint or a run folder (uses checkpoints/best.pt)"
+    )
     parser.add_argument("-i", "--input", help="input file (default: stdin)")
     parser.add_argument("-o", "--output", help="output file (default: stdout)")
-    parser.add_argument("--beam", type=int, default=None, help="beam size (default: the checkpoint's decode.beam)")
+    parser.add_argument(
+        "--beam", type=int, default=None, help="beam size (default: the checkpoint's decode.beam)"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
     parser.add_argument("--length-penalty", type=float, default=None)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    parser.add_argument("--attention-out", help="write attention weights as JSON lines to this file")
+    parser.add_argument(
+        "--attention-out", help="write attention weights as JSON lines to this file"
+    )
     parser.add_argument("--layer", type=int, default=-1, help="Transformer: cross-attention layer")
-    parser.add_argument("--head", type=int, default=None, help="Transformer: one head (default: average)")
+    parser.add_argument(
+        "--head", type=int, default=None, help="Transformer: one head (default: average)"
+    )
+    return parser
+
+
+def check_attention_choice(cfg: Config, layer: int, head: int | None) -> None:
+    """Reject a --layer/--head the model does not have (RNN attention has neither)."""
+    if not isinstance(cfg.model, TransformerConfig):
+        return
+    layers, heads = cfg.model.dec_layers, cfg.model.heads
+    if not -layers <= layer < layers:
+        raise ConfigError(
+            f"--layer={layer}: the model has {layers} decoder layers (0..{layers - 1} or -1)"
+        )
+    if head is not None and not 0 <= head < heads:
+        raise ConfigError(f"--head={head}: the model has {heads} heads (0..{heads - 1})")
+
+
+def _open_output(path: str | None) -> TextIO:
+    if path:
+        return open(path, "w", encoding="utf-8")
+    if hasattr(sys.stdout, "reconfigure"):  # UTF-8 whatever the locale says
+        sys.stdout.reconfigure(encoding="utf-8")
+    return sys.stdout
+
+
+def _run(args: argparse.Namespace) -> None:
+    if args.input and not Path(args.input).is_file():
+        raise FileNotFoundError(f"{args.input}: no such input file")
+    translator = Translator(args.checkpoint, args.device)
+    check_attention_choice(translator.cfg, args.layer, args.head)
+    name = args.input or "<stdin>"
+    torch.set_grad_enabled(False)
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
+        out = _open_output(args.output)
+        if args.output:
+            stack.enter_context(out)
+        att = (
+            stack.enter_context(open(args.attention_out, "w", encoding="utf-8"))
+            if args.attention_out
+            else None
+        )
+        lines = read_lines_lenient(src, name)
+        translate_stream(
+            translator,
+            lines,
+            out,
+            args.beam,
+            args.batch_size,
+            att,
+            args.layer,
+            args.head,
+            args.length_penalty,
+            name,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.beam is not None and args.beam < 1:
         parser.error(f"--beam must be >= 1, got {args.beam}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     try:
-        translator = Translator(args.checkpoint, args.device)
-        if args.input and not Path(args.input).is_file():
-            raise FileNotFoundError(f"{args.input}: no such input file")
-        src = open(args.input, "rb") if args.input else sys.stdin.buffer
-        name = args.input or "<stdin>"
-        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-        att = open(args.attention_out, "w", encoding="utf-8") if args.attention_out else None
-        torch.set_grad_enabled(False)
-        with src:
-            translate_stream(
-                translator, read_lines_lenient(src, name), out, args.beam, args.batch_size, att, args.layer, args.head
-            )
-        if att:
-            att.close()
-        if args.output:
-            out.close()
+        _run(args)
     except (CheckpointError, FileNotFoundError, ConfigError) as err:
         print(f"nmt-translate: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `nmt-translate ... | head`: the reader is gone; not an error
+        with contextlib.suppress(OSError, ValueError):  # no flush error at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as err:  # unwritable output, a folder given as a file, ...
+        print(f"nmt-translate: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -35,6 +35,7 @@ DEMO = [
 
 
 def main(argv: list[str]) -> int:
+    import nmt.train  # noqa: F401  (registers the structured configs)
     from nmt.trainer import run
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -38,6 +38,9 @@ def tiny_overrides(tmp: Path, task: str = "reverse", **extra: str) -> list[str]:
         "trainer.num_heatmaps": "2",
         "decode.beam": "2",
     }
+    if extra.get("model") == "transformer":
+        for key in ("model.emb_size", "model.enc_hidden", "model.dec_hidden"):
+            del base[key]
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
 

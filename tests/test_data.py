@@ -240,7 +240,11 @@ def test_prepare_data_drops_and_counts(tmp_path, caplog):
         bundle = prepare_data(cfg, tmp_path / "run", None, seed=1, log=log)
     assert "train: kept 30 of 35 pairs (dropped 4 empty, 1 longer than max_len=20)" in caplog.text
     assert (tmp_path / "run" / "spm.model").is_file()
-    assert len(bundle.train) == 30 and bundle.train.src_text == good_en
+    assert len(bundle.train) == 30
+    # the training split is streamed to memory-mapped ids: its raw text is not kept
+    assert bundle.train.src_text == [] and bundle.train.tgt_text == []
+    assert bundle.tokenizer.decode_src(bundle.train.src.tolist()) == good_en
+    assert bundle.tokenizer.decode_tgt(bundle.train.tgt.tolist()) == good_de
     assert len(bundle.valid) == 3 and len(bundle.test) == 3  # valid/test keep every line
     assert bundle.valid.src[0].size == 0 and bundle.valid.src_text[1] == long_en
     assert bundle.train.src.lengths.max() <= 20 and bundle.train.src.data.dtype.name == "int32"

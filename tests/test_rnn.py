@@ -118,3 +118,19 @@ def test_beam_search_attention_follows_hypotheses():
         tgt_in = torch.tensor([[BOS, *h.tokens]])
         _, attn = model(src[i : i + 1, :n], lens[i : i + 1], tgt_in, return_attention=True)
         torch.testing.assert_close(h.attention, attn[0, : len(h.tokens)], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("att", ["bahdanau", "luong_general"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("input_feed", [True, False])
+def test_gru_and_two_layers_match_step_by_step(att, cell, input_feed):
+    """The hand-written step loop shares nn.LSTM/GRU weights: fused and stepwise paths agree."""
+    torch.manual_seed(0)
+    model = model_for(att, cell=cell, dec_layers=2, enc_layers=2, input_feed=input_feed).eval()
+    src, src_lens, tgt_in, _, _ = make_batch(3, "copy", torch.Generator().manual_seed(2))
+    logits, _ = model(src, src_lens, tgt_in)
+    memory = model.encode(src, src_lens)
+    state = model.init_state(memory)
+    for t in range(tgt_in.size(1)):
+        lp, _, state = model.decode_step(tgt_in[:, t], state, memory, t)
+        torch.testing.assert_close(lp, F.log_softmax(logits[:, t], -1), atol=1e-5, rtol=1e-5)

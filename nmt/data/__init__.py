@@ -1,40 +1,67 @@
 """Data pipeline: read the corpus, train/reuse the tokenizer, encode, filter and batch.
 
 Entry points: `prepare_data` (training), `encode_sources` (translation), `TokenBatchSampler`,
-`fixed_batches` and `collate` (batching).
+`fixed_batches` and `collate` (batching). The training split is streamed and stored on disk as
+memory-mapped token ids (see `nmt.data.stream`); valid/test are small and kept in memory with
+their raw text (needed for BLEU).
 """
 
 from __future__ import annotations
 
 import logging
-import unicodedata
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nmt.config import DataConfig
-from nmt.data.arrays import TokenArray
+from nmt.data.arrays import TokenArray, TokenArrayWriter
 from nmt.data.batching import Batch, TokenBatchSampler, collate, fixed_batches, shard_batches
-from nmt.data.corpus import DataError, load_corpus, load_hub_split, load_local_split, read_lines
+from nmt.data.corpus import (
+    CorpusSource,
+    DataError,
+    PairStream,
+    iter_local_pairs,
+    load_corpus,
+    load_hub_split,
+    load_local_split,
+    read_lines,
+)
+from nmt.data.stream import (
+    CHUNK,
+    cached_tokenizer,
+    encode_train,
+    is_blank,
+    record_tokenizer,
+    tokenizer_key,
+    train_tokenizer,
+)
 from nmt.data.tokenizer import BOS, EOS, PAD, UNK, Tokenizer
 
 __all__ = [
     "BOS",
+    "CHUNK",
     "EOS",
     "PAD",
     "UNK",
     "Batch",
+    "CorpusSource",
     "DataBundle",
     "DataError",
     "EncodedSplit",
+    "PairStream",
     "TokenArray",
+    "TokenArrayWriter",
     "TokenBatchSampler",
     "Tokenizer",
     "collate",
     "encode_sources",
     "fixed_batches",
+    "is_blank",
+    "iter_local_pairs",
     "load_corpus",
     "load_hub_split",
     "load_local_split",
@@ -43,12 +70,14 @@ __all__ = [
     "shard_batches",
 ]
 
-CHUNK = 10_000  # lines encoded at a time
-
 
 @dataclass
 class EncodedSplit:
-    """One split: subword ids (without BOS/EOS) and the raw text, aligned by index."""
+    """One split: subword ids (without BOS/EOS) and the raw text, aligned by index.
+
+    For the (streamed, memory-mapped) training split the text lists are empty: the raw
+    training text is never held in memory. valid/test keep their text for BLEU.
+    """
 
     src: TokenArray
     tgt: TokenArray
@@ -74,16 +103,9 @@ class DataBundle:
     train: EncodedSplit
     valid: EncodedSplit
     test: EncodedSplit
-
-
-def is_blank(line: str) -> bool:
-    """True if `line` holds nothing but whitespace and control/format characters."""
-    s = line.strip()
-    if not s:
-        return True
-    if s.isprintable():
-        return False
-    return all(unicodedata.category(c)[0] in "CZ" for c in s)
+    # counts and timings of the preparation: n_read, n_kept, n_empty, n_long, tokenizer_cached,
+    # train_cached, sample_s, spm_train_s, encode_s, total_s, train_dir
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 def _encode(encode: Callable[[list[str]], list[list[int]]], lines: Sequence[str]) -> TokenArray:
@@ -111,40 +133,6 @@ def _encode_split(tokenizer: Tokenizer, src: list[str], tgt: list[str]) -> Encod
     )
 
 
-def _encode_train(
-    tokenizer: Tokenizer, src: list[str], tgt: list[str], max_len: int
-) -> tuple[EncodedSplit, int, int]:
-    """Encode training pairs, dropping empty and over-long ones; returns (split, n_empty, n_long)."""
-    src_parts, tgt_parts = [], []
-    src_text: list[str] = []
-    tgt_text: list[str] = []
-    n_empty = n_long = 0
-    for start in range(0, len(src), CHUNK):
-        s_lines, t_lines = src[start : start + CHUNK], tgt[start : start + CHUNK]
-        s_ids = TokenArray.from_lists(tokenizer.encode_src(s_lines))
-        t_ids = TokenArray.from_lists(tokenizer.encode_tgt(t_lines))
-        s_len, t_len = s_ids.lengths, t_ids.lengths
-        blank = np.fromiter(
-            (is_blank(a) or is_blank(b) for a, b in zip(s_lines, t_lines)),
-            dtype=bool,
-            count=len(s_lines),
-        )
-        empty = blank | (s_len == 0) | (t_len == 0)
-        long = ~empty & ((s_len > max_len) | (t_len > max_len))
-        keep = ~(empty | long)
-        n_empty += int(empty.sum())
-        n_long += int(long.sum())
-        src_parts.append(s_ids.select(keep))
-        tgt_parts.append(t_ids.select(keep))
-        kept = np.flatnonzero(keep).tolist()
-        src_text.extend(s_lines[i] for i in kept)
-        tgt_text.extend(t_lines[i] for i in kept)
-    split = EncodedSplit(
-        TokenArray.concat(src_parts), TokenArray.concat(tgt_parts), src_text, tgt_text
-    )
-    return split, n_empty, n_long
-
-
 def prepare_data(
     cfg: DataConfig,
     out_dir: Path,
@@ -154,12 +142,24 @@ def prepare_data(
 ) -> DataBundle:
     """Load the corpus, train (or reuse) the tokenizer, encode all splits and filter training pairs.
 
-    A new tokenizer is trained on the training split only and saved in `out_dir`. Training pairs
-    that are blank on either side or longer than `cfg.max_len` subwords on either side are
-    dropped; valid/test keep every line.
+    A new tokenizer is trained on a sample of the training split only (at most
+    `cfg.spm_train_lines` sentences per side) and saved in `out_dir`; a tokenizer trained earlier
+    in `out_dir` from the same corpus and settings is reused. Training pairs that are blank on
+    either side or longer than `cfg.max_len` subwords on either side are dropped; valid/test
+    keep every line. The training split is streamed: its ids are written to
+    `out_dir/data/train-<key>/` and memory-mapped, and `train.src_text`/`tgt_text` are empty.
     """
-    corpus = load_corpus(cfg)
-    for name, (s, _) in corpus.items():
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    stats: dict[str, Any] = {}
+
+    def timer(name: str, seconds: float) -> None:
+        stats[name] = round(stats.get(name, 0.0) + seconds, 3)
+
+    source = CorpusSource(cfg)
+    stream = source.stream("train")
+    held = {split: source.load(split) for split in ("valid", "test")}
+    for name, (s, _) in held.items():
         log.info(
             "%s: %d pairs read (%s-%s, source=%s)",
             name,
@@ -168,42 +168,68 @@ def prepare_data(
             cfg.tgt_lang,
             cfg.source,
         )
-    train_src, train_tgt = corpus["train"]
-    if not train_src:
-        raise DataError(f"training split of {cfg.name!r} is empty")
+    n_read: int | None = None
+    stats["tokenizer_cached"] = False
     if tokenizer is None:
-        tokenizer = Tokenizer.train(
-            train_src,
-            train_tgt,
-            model_type=cfg.spm_type,
-            vocab_size=cfg.vocab_size,
-            joint=cfg.joint_vocab,
-            out_dir=Path(out_dir),
-            max_lines=cfg.spm_train_lines,
-            seed=seed,
-        )
-        log.info(
-            "trained %s %s tokenizer: vocab src=%d tgt=%d (requested %d) -> %s",
-            "joint" if cfg.joint_vocab else "separate",
-            cfg.spm_type,
-            tokenizer.src_vocab_size,
-            tokenizer.tgt_vocab_size,
-            cfg.vocab_size,
-            out_dir,
-        )
-    train, n_empty, n_long = _encode_train(tokenizer, train_src, train_tgt, cfg.max_len)
+        key = tokenizer_key(stream, cfg, seed)
+        tokenizer = cached_tokenizer(out_dir, key)
+        if tokenizer is not None:
+            stats["tokenizer_cached"] = True
+            log.info(
+                "reusing the tokenizer trained earlier in %s (same corpus and settings)", out_dir
+            )
+        else:
+            tokenizer, n_read = train_tokenizer(stream, cfg, out_dir, seed, timer)
+            record_tokenizer(out_dir, key, tokenizer)
+            log.info(
+                "trained %s %s tokenizer on a sample of at most %d sentences per side: "
+                "vocab src=%d tgt=%d (requested %d) -> %s",
+                "joint" if cfg.joint_vocab else "separate",
+                cfg.spm_type,
+                cfg.spm_train_lines,
+                tokenizer.src_vocab_size,
+                tokenizer.tgt_vocab_size,
+                cfg.vocab_size,
+                out_dir,
+            )
+    tick = time.perf_counter()
+    enc = encode_train(stream, tokenizer, cfg, out_dir, CHUNK, log)
+    timer("encode_s", time.perf_counter() - tick)
+    if enc.n_read == 0:
+        raise DataError(f"training split of {cfg.name!r} is empty")
+    log.info(
+        "train: %d pairs read (%s-%s, source=%s)",
+        enc.n_read,
+        cfg.src_lang,
+        cfg.tgt_lang,
+        cfg.source,
+    )
     log.info(
         "train: kept %d of %d pairs (dropped %d empty, %d longer than max_len=%d)",
-        len(train),
-        len(train_src),
-        n_empty,
-        n_long,
+        len(enc.src),
+        enc.n_read,
+        enc.n_empty,
+        enc.n_long,
         cfg.max_len,
     )
-    if len(train) == 0:
+    if len(enc.src) == 0:
         raise DataError(
             f"no training pairs left for {cfg.name!r} after filtering (max_len={cfg.max_len})"
         )
-    valid = _encode_split(tokenizer, *corpus["valid"])
-    test = _encode_split(tokenizer, *corpus["test"])
-    return DataBundle(tokenizer=tokenizer, train=train, valid=valid, test=test)
+    train = EncodedSplit(enc.src, enc.tgt, [], [])
+    valid = _encode_split(tokenizer, *held["valid"])
+    test = _encode_split(tokenizer, *held["test"])
+    stats.update(
+        n_read=enc.n_read,
+        n_kept=len(enc.src),
+        n_empty=enc.n_empty,
+        n_long=enc.n_long,
+        train_cached=enc.cached,
+        train_dir=str(enc.folder),
+        total_s=round(time.perf_counter() - start, 3),
+    )
+    if n_read is not None and n_read != enc.n_read:  # pragma: no cover - files changed meanwhile
+        raise DataError(
+            f"the training split changed while it was read ({n_read} then {enc.n_read} pairs)"
+        )
+    return DataBundle(tokenizer=tokenizer, train=train, valid=valid, test=test, stats=stats)

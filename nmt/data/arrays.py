@@ -1,9 +1,18 @@
-"""Compact storage for many variable-length token-id sequences."""
+"""Compact storage for many variable-length token-id sequences, in memory or on disk.
+
+On disk a TokenArray is two `.npy` files, `{prefix}.ids.npy` (int32) and `{prefix}.offsets.npy`
+(int64), written chunk by chunk by `TokenArrayWriter` and opened as read-only memory maps by
+`TokenArray.load`, so a corpus never has to fit in memory.
+"""
 
 from __future__ import annotations
 
+import ast
 import itertools
+import os
+import struct
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -77,3 +86,97 @@ class TokenArray:
     def tolist(self) -> list[list[int]]:
         """Plain Python lists (for tests and small data)."""
         return [self[i].tolist() for i in range(len(self))]
+
+    # --- on disk -------------------------------------------------------------------------
+    @staticmethod
+    def paths(prefix: str | Path) -> tuple[Path, Path]:
+        """The (ids, offsets) file names of an array stored under `prefix`."""
+        return Path(f"{prefix}.ids.npy"), Path(f"{prefix}.offsets.npy")
+
+    @classmethod
+    def load(cls, prefix: str | Path, mmap: bool = True) -> TokenArray:
+        """Open an array written by `TokenArrayWriter`; memory-mapped read-only by default."""
+        ids_path, off_path = cls.paths(prefix)
+        offsets = np.load(off_path, mmap_mode="r" if mmap else None)
+        n_ids = int(offsets[-1])
+        # an empty file region cannot be mapped; a 0-length array costs nothing in memory anyway
+        data = np.load(ids_path, mmap_mode="r" if mmap and n_ids else None)
+        return cls(data, offsets)
+
+
+class _NpyAppender:
+    """A 1-D `.npy` file written by appending chunks; the fixed-size header is rewritten on close."""
+
+    HEADER = 128  # bytes: magic + version + length + dict, a multiple of 64 as the format asks
+
+    def __init__(self, path: Path, dtype: np.dtype) -> None:
+        self.path, self.dtype, self.count = path, np.dtype(dtype), 0
+        self.file = open(path, "wb")  # noqa: SIM115 (closed in close())
+        self.file.write(self._header(0))
+
+    def _header(self, n: int) -> bytes:
+        body = repr(
+            {
+                "descr": np.lib.format.dtype_to_descr(self.dtype),
+                "fortran_order": False,
+                "shape": (n,),
+            }
+        ).encode("latin1")
+        prefix = b"\x93NUMPY\x01\x00"
+        pad = self.HEADER - len(prefix) - 2 - len(body) - 1
+        assert pad >= 0 and ast.literal_eval(body.decode("latin1"))["shape"] == (n,)
+        header = body + b" " * pad + b"\n"
+        return prefix + struct.pack("<H", len(header)) + header
+
+    def append(self, values: np.ndarray) -> None:
+        arr = np.ascontiguousarray(values, dtype=self.dtype)
+        self.file.write(arr.tobytes())
+        self.count += len(arr)
+
+    def close(self) -> None:
+        self.file.flush()
+        self.file.seek(0)
+        self.file.write(self._header(self.count))
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+
+    def abort(self) -> None:
+        self.file.close()
+
+
+class TokenArrayWriter:
+    """Append TokenArrays (or id lists) to `{prefix}.ids.npy` / `{prefix}.offsets.npy` on disk.
+
+    Memory use is one chunk at a time; `close()` finalises the headers, then `TokenArray.load`
+    opens the result as a memory map.
+    """
+
+    def __init__(self, prefix: str | Path) -> None:
+        ids_path, off_path = TokenArray.paths(prefix)
+        self.prefix = prefix
+        self._ids = _NpyAppender(ids_path, np.dtype(np.int32))
+        self._offsets = _NpyAppender(off_path, np.dtype(np.int64))
+        self._offsets.append(np.zeros(1, np.int64))
+        self.total = 0  # ids written so far
+        self.count = 0  # sequences written so far
+
+    def append(self, arr: TokenArray) -> None:
+        """Write the sequences of `arr` after those already written."""
+        if len(arr) == 0:
+            return
+        self._ids.append(arr.data)
+        self._offsets.append(arr.offsets[1:] + self.total)
+        self.total += len(arr.data)
+        self.count += len(arr)
+
+    def close(self) -> TokenArray:
+        """Finish the files and return them opened as a memory-mapped TokenArray."""
+        self._ids.close()
+        self._offsets.close()
+        return TokenArray.load(self.prefix)
+
+    def abort(self) -> None:
+        """Close the files without finishing them (the caller deletes them)."""
+        self._ids.abort()
+        self._offsets.abort()

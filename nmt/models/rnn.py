@@ -15,6 +15,7 @@ Two decoder layouts, chosen by the attention type:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -80,6 +81,7 @@ class Decoder(nn.Module):
             # Luong 2015, eq. 5: h̃_t = tanh(W_c [c_t; h_t])
             self.readout = nn.Linear(key_size + cfg.dec_hidden, cfg.dec_hidden, bias=False)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.layer_dropout = nn.Dropout(cfg.dropout if cfg.dec_layers > 1 else 0.0)  # as nn.LSTM's
         self.output = nn.Linear(cfg.dec_hidden, vocab)  # Luong 2015, eq. 6: softmax(W_s h̃_t)
         if cfg.tie_embeddings:
             self.output.weight = self.embed.weight
@@ -100,38 +102,78 @@ class Decoder(nn.Module):
         h = state["h"].transpose(0, 1).contiguous()  # (L, B, H)
         return (h, state["c"].transpose(0, 1).contiguous()) if self.cell == "lstm" else h
 
-    @staticmethod
-    def _state_from(hidden, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    # --- the recurrent cell, one step --------------------------------------------------------
+    def embed_gates(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Dropped-out embeddings (B, T, E) and, for an LSTM, their share of layer 0's gates
+        W_ih[:, :E] E y + b (B, T, 4H), computed for all steps in one matmul."""
+        emb = self.dropout(self.embed(y))  # (B, T, E)
+        if self.cell != "lstm":
+            return emb, emb
+        E = emb.size(-1)
+        bias = self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0  # (4H,)
+        return emb, F.linear(emb, self.rnn.weight_ih_l0[:, :E], bias)  # (B, T, 4H)
+
+    def recur(
+        self, emb: Tensor, gates_emb: Tensor, extra: Tensor | None, state: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """One step of the stacked RNN with input [E y_{t-1}; extra]: top output (B, H), new state.
+        Shares nn.LSTM/GRU's weights, so the fused path and this loop compute the same function."""
         new = dict(state)
-        if isinstance(hidden, tuple):
-            new["h"], new["c"] = hidden[0].transpose(0, 1), hidden[1].transpose(0, 1)  # (B, L, H)
-        else:
-            new["h"] = hidden.transpose(0, 1)
-        return new
+        hs, cs = [], []
+        x = None
+        E = emb.size(-1)
+        for layer in range(self.layers):
+            w_ih = getattr(self.rnn, f"weight_ih_l{layer}")
+            w_hh = getattr(self.rnn, f"weight_hh_l{layer}")
+            h = state["h"][:, layer]  # (B, H)
+            if self.cell == "lstm":
+                if layer == 0:  # embedding share precomputed for all steps
+                    gates = gates_emb if extra is None else gates_emb + F.linear(extra, w_ih[:, E:])
+                else:
+                    b = getattr(self.rnn, f"bias_ih_l{layer}") + getattr(self.rnn, f"bias_hh_l{layer}")
+                    gates = F.linear(x, w_ih, b)  # (B, 4H)
+                gates = torch.addmm(gates, h, w_hh.t())  # (B, 4H) + (B, H) @ (H, 4H)
+                i, f, g, o = gates.chunk(4, dim=-1)  # PyTorch's LSTM gate order
+                c = torch.sigmoid(f) * state["c"][:, layer] + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)  # (B, H)
+                cs.append(c)
+            else:
+                inp = (torch.cat([emb, extra], -1) if extra is not None else emb) if layer == 0 else x
+                h = torch.gru_cell(
+                    inp, h, w_ih, w_hh, getattr(self.rnn, f"bias_ih_l{layer}"), getattr(self.rnn, f"bias_hh_l{layer}")
+                )
+            hs.append(h)
+            x = self.layer_dropout(h) if layer + 1 < self.layers else h
+        new["h"] = torch.stack(hs, dim=1)  # (B, L, H)
+        if cs:
+            new["c"] = torch.stack(cs, dim=1)
+        return x, new
 
     # --- one step ----------------------------------------------------------------------------
     def step(
-        self, y_prev: Tensor, state: dict[str, Tensor], memory: dict[str, Tensor], t: int
+        self,
+        emb: Tensor,
+        gates_emb: Tensor,
+        state: dict[str, Tensor],
+        memory: dict[str, Tensor],
+        t: int,
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """One decoder step: pre-softmax vector (B, H), attention (B, S), new state."""
-        emb = self.dropout(self.embed(y_prev))  # (B, E)
+        """One decoder step from E y_{t-1} (B, E): pre-softmax vector (B, H), attention (B, S), state."""
         keys, values, mask = memory["keys"], memory["values"], memory["mask"]
         if self.bahdanau:
             s_prev = state["h"][:, -1:]  # (B, 1, H) top layer s_{t-1}
             context, weights = self.attention(s_prev, keys, values, mask, step=t)  # (B,1,K), (B,1,S)
-            x = torch.cat([emb, context[:, 0]], dim=-1).unsqueeze(1)  # (B, 1, E + K)
-            out, hidden = self.rnn(x, self._rnn_hidden(state))  # (B, 1, H)
-            readout = torch.cat([out[:, 0], context[:, 0], emb], dim=-1)  # (B, H + K + E)
+            context = context[:, 0]  # (B, K)
+            s_t, state = self.recur(emb, gates_emb, context, state)  # s_t = f(s_{t-1}, y_{t-1}, c_t)
+            readout = torch.cat([s_t, context, emb], dim=-1)  # (B, H + K + E)
             h_tilde = torch.tanh(self.readout(readout))  # (B, H)
-            return self.dropout(h_tilde), weights[:, 0], self._state_from(hidden, state)
-        x = torch.cat([emb, state["feed"]], dim=-1) if self.input_feed else emb  # (B, E [+ H])
-        out, hidden = self.rnn(x.unsqueeze(1), self._rnn_hidden(state))  # (B, 1, H)
-        context, weights = self.attention(out, keys, values, mask, step=t)  # (B, 1, K), (B, 1, S)
-        h_tilde = torch.tanh(self.readout(torch.cat([context, out], dim=-1)))[:, 0]  # (B, H)
-        new_state = self._state_from(hidden, state)
+            return self.dropout(h_tilde), weights[:, 0], state
+        h_t, state = self.recur(emb, gates_emb, state.get("feed"), state)  # (B, H)
+        context, weights = self.attention(h_t[:, None], keys, values, mask, step=t)  # (B,1,K), (B,1,S)
+        h_tilde = torch.tanh(self.readout(torch.cat([context[:, 0], h_t], dim=-1)))  # (B, H)
         if self.input_feed:
-            new_state["feed"] = h_tilde
-        return self.dropout(h_tilde), weights[:, 0], new_state
+            state["feed"] = h_tilde
+        return self.dropout(h_tilde), weights[:, 0], state
 
     # --- all steps (teacher forcing) ---------------------------------------------------------
     def forward(
@@ -144,9 +186,10 @@ class Decoder(nn.Module):
             context, weights = self.attention(out, memory["keys"], memory["values"], memory["mask"])
             h_tilde = torch.tanh(self.readout(torch.cat([context, out], dim=-1)))  # (B, T, H)
             return self.dropout(h_tilde), weights
+        emb, gates_emb = self.embed_gates(tgt_in)  # (B, T, E), (B, T, 4H)
         outputs, weights = [], []
         for t in range(tgt_in.size(1)):
-            h_tilde, w, state = self.step(tgt_in[:, t], state, memory, t)
+            h_tilde, w, state = self.step(emb[:, t], gates_emb[:, t], state, memory, t)
             outputs.append(h_tilde)
             weights.append(w)
         return torch.stack(outputs, dim=1), torch.stack(weights, dim=1)  # (B, T, H), (B, T, S)
@@ -188,6 +231,7 @@ class RNNSeq2Seq(nn.Module):
         step: int,
         need_attention: bool = False,
     ) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
-        h_tilde, weights, state = self.decoder.step(y_prev, state, memory, step)
+        emb, gates_emb = self.decoder.embed_gates(y_prev[:, None])  # (N, 1, E), (N, 1, 4H)
+        h_tilde, weights, state = self.decoder.step(emb[:, 0], gates_emb[:, 0], state, memory, step)
         log_probs = torch.log_softmax(self.decoder.output(h_tilde).float(), dim=-1)  # (N, V)
         return log_probs, (weights.float() if need_attention else None), state

@@ -1,0 +1,129 @@
+"""Sweep presets compose, and a tiny real multirun (two mechanisms) gives a complete report."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, compose, tiny_overrides
+
+from nmt.config import ATTENTION_TYPES
+from nmt.report import make_report
+
+VARIANTS = (*ATTENTION_TYPES, "transformer")
+
+
+@pytest.mark.parametrize("preset", ["cpu", "gpu"])
+def test_presets_sweep_every_mechanism_once(preset):
+    conf = yaml.safe_load((ROOT / "conf" / "sweep" / f"{preset}.yaml").read_text())
+    hydra = conf["hydra"]
+    assert hydra["sweeper"]["params"]["+variant"].split(",") == list(VARIANTS)  # Transformer once
+    assert hydra["sweep"]["dir"] == f"multirun/sweep-{preset}"  # fixed: a re-run resumes
+    assert hydra["sweep"]["subdir"] == "${hydra.job.override_dirname}"
+    cfg = compose([f"+sweep={preset}", "+variant=local_p"])
+    assert cfg["data"]["name"] == "multi30k"
+    assert cfg["trainer"]["max_time"] > 0  # every preset states a budget
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variants(variant):
+    cfg = compose(["+sweep=cpu", f"+variant={variant}"])
+    if variant == "transformer":
+        assert cfg["model"]["arch"] == "transformer"
+    else:
+        assert (cfg["model"]["arch"], cfg["attention"]["type"]) == ("rnn", variant)
+
+
+@pytest.mark.parametrize("launcher,target", [("parallel", "joblib"), ("slurm", "submitit")])
+def test_launcher_configs(launcher, target):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    import nmt.train  # noqa: F401
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = hydra_compose(
+            "config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True
+        )
+    assert target in cfg.hydra.launcher._target_.lower()
+
+
+def _multirun(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    tiny = tiny_overrides(tmp, **{"trainer.max_steps": "8", "trainer.validate_every": "4"})
+    keys = ",".join(o.split("=", 1)[0] for o in tiny)
+    cmd = [
+        sys.executable, "-m", "nmt.train", "-m",
+        "attention=bahdanau,luong_dot", *tiny, *extra,
+        f"hydra.sweep.dir={tmp / 'multirun' / 'tiny'}",
+        "hydra.sweep.subdir=${hydra.job.override_dirname}",
+        f"hydra.job.config.override_dirname.exclude_keys=[resume,sweep,{keys}]",
+    ]  # fmt: skip
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_tiny_multirun_report(tmp_path):
+    _multirun(tmp_path)
+    sweep = tmp_path / "multirun" / "tiny"
+    runs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert runs == ["attention=bahdanau", "attention=luong_dot"]
+    # an incomplete run beside it: a copy without metrics.json
+    shutil.copytree(
+        sweep / "attention=luong_dot", tmp_path / "multirun" / "other" / "attention=local_p"
+    )
+    (tmp_path / "multirun" / "other" / "attention=local_p" / "metrics.json").unlink()
+
+    result = make_report([tmp_path / "multirun"], tmp_path / "report")
+    with open(tmp_path / "report" / "leaderboard.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["mechanism"] for r in rows if r["status"].startswith("done")) == [
+        "bahdanau",
+        "luong_dot",
+    ]
+    assert [r["status"].split(":")[0] for r in rows if not r["status"].startswith("done")] == [
+        "incomplete"
+    ]
+    for r in rows[:2]:
+        for col in (
+            "params",
+            "dev_bleu",
+            "test_bleu",
+            "test_chrf",
+            "train_tokens_per_s",
+            "decode_sents_per_s",
+            "wall_s",
+        ):
+            assert float(r[col]) >= 0, col
+        assert r["steps"] == "8.0" and r["model"] == "rnn"
+    md = result["text"]
+    assert md.count("| rnn |") == 3  # two leaderboard rows and the unfinished run
+    for name in ("bleu_by_length.png", "attention_grid.png", "dev_bleu_vs_time.png"):
+        path = tmp_path / "report" / "figures" / name
+        assert path in result["figures"] and path.stat().st_size > 1000, name
+        assert f"figures/{name}" in md
+
+
+@pytest.mark.skipif(
+    "finished_metrics" not in (ROOT / "nmt" / "train.py").read_text(),
+    reason="nmt/train.py does not call nmt.report.finished_metrics yet (resumable sweeps)",
+)
+def test_rerun_skips_finished_runs(tmp_path):
+    _multirun(tmp_path)
+    sweep = tmp_path / "multirun" / "tiny"
+    done = sweep / "attention=bahdanau" / "metrics.json"
+    before = {p: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")}
+    # pretend one run was interrupted: only that one is trained (resumed) again
+    done.write_text(done.read_text().replace('"interrupted": false', '"interrupted": true'))
+    _multirun(tmp_path)
+    after = {p: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")}
+    kept = sweep / "attention=luong_dot" / "metrics.json"
+    assert after[kept] == before[kept]  # finished: skipped
+    assert '"interrupted": false' in done.read_text()
