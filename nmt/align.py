@@ -125,7 +125,9 @@ def flip(links: Iterable[Link]) -> set[Link]:
     return {(j, i) for i, j in links}
 
 
-def check_bounds(gold: GoldAlignment, first_lens: Sequence[int], second_lens: Sequence[int]) -> None:
+def check_bounds(
+    gold: GoldAlignment, first_lens: Sequence[int], second_lens: Sequence[int]
+) -> None:
     """Raise AlignError naming the line if a gold link points past a sentence's last word."""
     for k, (p, n1, n2) in enumerate(zip(gold.possible, first_lens, second_lens), start=1):
         for i, j in p:
@@ -147,7 +149,9 @@ def gold_is_flipped(gold_order: str, src_lang: str | None, tgt_lang: str | None)
         return True
     first, sep, second = gold_order.partition("-")
     if not sep or not first or not second:
-        raise AlignError(f"--gold-order {gold_order!r}: expected L1-L2 (e.g. de-en), src-tgt or tgt-src")
+        raise AlignError(
+            f"--gold-order {gold_order!r}: expected L1-L2 (e.g. de-en), src-tgt or tgt-src"
+        )
     if (first, second) == (src_lang, tgt_lang):
         return False
     if (first, second) == (tgt_lang, src_lang):
@@ -225,8 +229,16 @@ def aggregate_to_words(
     count as weight 0."""
     weights = np.asarray(weights, dtype=np.float64)
     T, S = weights.shape
-    n_s = n_src_words if n_src_words is not None else (max(src_word_ids) + 1 if len(src_word_ids) else 0)
-    n_t = n_tgt_words if n_tgt_words is not None else (max(tgt_word_ids) + 1 if len(tgt_word_ids) else 0)
+    n_s = (
+        n_src_words
+        if n_src_words is not None
+        else (max(src_word_ids) + 1 if len(src_word_ids) else 0)
+    )
+    n_t = (
+        n_tgt_words
+        if n_tgt_words is not None
+        else (max(tgt_word_ids) + 1 if len(tgt_word_ids) else 0)
+    )
     if len(tgt_word_ids) != T:
         raise AlignError(f"{T} attention rows but {len(tgt_word_ids)} target pieces")
     src_map = np.zeros((S, n_s))
@@ -272,7 +284,9 @@ def symmetrise(fwd: set[Link], rev: set[Link], method: str = "grow-diag-final") 
     if method == "union":
         return fwd | rev
     if method != "grow-diag-final":
-        raise AlignError(f"unknown symmetrisation {method!r} (intersection, union, grow-diag-final)")
+        raise AlignError(
+            f"unknown symmetrisation {method!r} (intersection, union, grow-diag-final)"
+        )
     union = fwd | rev
     out = set(fwd & rev)
     src_done = {s for s, _ in out}
@@ -289,7 +303,11 @@ def symmetrise(fwd: set[Link], rev: set[Link], method: str = "grow-diag-final") 
         for s, t in sorted(out):
             for ds, dt in _NEIGHBOURS:
                 new = (s + ds, t + dt)
-                if new in union and new not in out and (new[0] not in src_done or new[1] not in tgt_done):
+                if (
+                    new in union
+                    and new not in out
+                    and (new[0] not in src_done or new[1] not in tgt_done)
+                ):
                     add(new)
                     added = True
     for direction in (fwd, rev):
@@ -345,7 +363,9 @@ def forced_attention(
     model.eval()
     for start in range(0, len(order), max(1, batch_size)):
         idx = order[start : start + batch_size]
-        batch = collate([src_ids[i] for i in idx], [tgt_ids[i] for i in idx], idx).to(translator.device)
+        batch = collate([src_ids[i] for i in idx], [tgt_ids[i] for i in idx], idx).to(
+            translator.device
+        )
         _, att = model(batch.src, batch.src_lens, batch.tgt_in, return_attention=True)
         att = att.float().cpu()
         for k, i in enumerate(idx):
@@ -437,15 +457,22 @@ def eflomal_align(
     try:
         import eflomal
     except ImportError as err:
-        raise AlignError("the eflomal baseline needs `pip install eflomal` (extra: nmt[align])") from err
+        raise AlignError(
+            "the eflomal baseline needs `pip install eflomal` (extra: nmt[align])"
+        ) from err
     if len(src_lines) != len(tgt_lines) or len(train_src) != len(train_tgt):
         raise AlignError("source and target texts must have the same number of lines")
     if tokenize_train not in ("simple", "none"):
         raise AlignError(f"tokenize_train={tokenize_train!r} is not one of simple, none")
-    prep = simple_tokenize if tokenize_train == "simple" else (lambda x: " ".join(x.lower().split()))
+    prep = (
+        simple_tokenize if tokenize_train == "simple" else (lambda x: " ".join(x.lower().split()))
+    )
     pairs = [(prep(a), prep(b)) for a, b in zip(train_src, train_tgt)]
     pairs = [(a, b) for a, b in pairs if a and b]
-    test = [(" ".join(a.lower().split()), " ".join(b.lower().split())) for a, b in zip(src_lines, tgt_lines)]
+    test = [
+        (" ".join(a.lower().split()), " ".join(b.lower().split()))
+        for a, b in zip(src_lines, tgt_lines)
+    ]
     test_keep = [k for k, (a, b) in enumerate(test) if a and b]
     pairs += [test[k] for k in test_keep]
     with tempfile.TemporaryDirectory(prefix="nmt-eflomal-") as tmp:
@@ -461,7 +488,9 @@ def eflomal_align(
         fwd_lines = fwd_path.read_text(encoding="utf-8").splitlines()
         rev_lines = rev_path.read_text(encoding="utf-8").splitlines()
     if len(fwd_lines) != len(pairs) or len(rev_lines) != len(pairs):
-        raise AlignError(f"eflomal returned {len(fwd_lines)}/{len(rev_lines)} lines for {len(pairs)} pairs")
+        raise AlignError(
+            f"eflomal returned {len(fwd_lines)}/{len(rev_lines)} lines for {len(pairs)} pairs"
+        )
 
     def parse(line: str) -> set[Link]:
         return {(int(a), int(b)) for a, _, b in (x.partition("-") for x in line.split())}
@@ -489,7 +518,9 @@ def format_table(results: dict[str, dict], sentences: int) -> str:
         rows.append(
             f"{name:<28} {r['aer']:7.4f} {r['precision']:7.4f} {r['recall']:7.4f} {r['links']:7d}"
         )
-    rows.append(f"({sentences} sentence pairs; {next(iter(results.values()))['sure'] if results else 0} sure gold links)")
+    rows.append(
+        f"({sentences} sentence pairs; {next(iter(results.values()))['sure'] if results else 0} sure gold links)"
+    )
     return "\n".join(rows)
 
 
@@ -541,7 +572,14 @@ def run_align(args: argparse.Namespace) -> dict:
     excluded: set[int] = set()
     if translator is not None:
         fw = model_alignments(
-            translator, src, tgt, args.threshold, args.batch_size, args.layer, args.head, args.renormalize
+            translator,
+            src,
+            tgt,
+            args.threshold,
+            args.batch_size,
+            args.layer,
+            args.head,
+            args.renormalize,
         )
         excluded |= set(fw.mismatched)
         predictions["argmax"] = fw.argmax
@@ -557,12 +595,21 @@ def run_align(args: argparse.Namespace) -> dict:
                     file=sys.stderr,
                 )
             rv = model_alignments(
-                reverse, tgt, src, args.threshold, args.batch_size, args.layer, args.head, args.renormalize
+                reverse,
+                tgt,
+                src,
+                args.threshold,
+                args.batch_size,
+                args.layer,
+                args.head,
+                args.renormalize,
             )
             excluded |= set(rv.mismatched)
             rev_argmax = [flip(x) for x in rv.argmax]
             predictions["reverse argmax"] = rev_argmax
-            predictions["intersect"] = [symmetrise(a, b, "intersection") for a, b in zip(fw.argmax, rev_argmax)]
+            predictions["intersect"] = [
+                symmetrise(a, b, "intersection") for a, b in zip(fw.argmax, rev_argmax)
+            ]
             predictions["grow-diag-final"] = [
                 symmetrise(a, b, "grow-diag-final") for a, b in zip(fw.argmax, rev_argmax)
             ]
@@ -609,28 +656,59 @@ def build_parser() -> argparse.ArgumentParser:
         "target pieces of a word. AER = 1 - (|A∩S| + |A∩P|)/(|A| + |S|) (Och & Ney 2003). "
         "See `python -c 'import nmt.align; help(nmt.align)'` for details.",
     )
-    parser.add_argument("checkpoint", nargs="?", help="a .pt checkpoint or run folder (optional with --eflomal)")
-    parser.add_argument("--src", required=True, help="test text in the model's source language, one sentence a line")
-    parser.add_argument("--tgt", required=True, help="reference text in the model's target language")
-    parser.add_argument("--gold", required=True, help="gold alignment, talp format (i-j sure, ipj possible, 1-based)")
+    parser.add_argument(
+        "checkpoint", nargs="?", help="a .pt checkpoint or run folder (optional with --eflomal)"
+    )
+    parser.add_argument(
+        "--src", required=True, help="test text in the model's source language, one sentence a line"
+    )
+    parser.add_argument(
+        "--tgt", required=True, help="reference text in the model's target language"
+    )
+    parser.add_argument(
+        "--gold",
+        required=True,
+        help="gold alignment, talp format (i-j sure, ipj possible, 1-based)",
+    )
     parser.add_argument(
         "--gold-order",
         default="de-en",
         help="language of the first and second gold index: L1-L2 (default de-en: German first), "
         "or src-tgt / tgt-src",
     )
-    parser.add_argument("--threshold", type=float, default=0.3, help="weight threshold of the threshold method")
-    parser.add_argument("--renormalize", action="store_true", help="rescale rows to 1 after dropping </s>")
-    parser.add_argument("--reverse-ckpt", help="a model trained in the other direction: adds intersect, grow-diag-final")
-    parser.add_argument("--layer", type=int, default=-1, help="Transformer: cross-attention layer (default last)")
-    parser.add_argument("--head", type=int, default=None, help="Transformer: one head (default: average of heads)")
-    parser.add_argument("--batch-size", type=int, default=32, help="sentences per forced-decoding batch")
+    parser.add_argument(
+        "--threshold", type=float, default=0.3, help="weight threshold of the threshold method"
+    )
+    parser.add_argument(
+        "--renormalize", action="store_true", help="rescale rows to 1 after dropping </s>"
+    )
+    parser.add_argument(
+        "--reverse-ckpt",
+        help="a model trained in the other direction: adds intersect, grow-diag-final",
+    )
+    parser.add_argument(
+        "--layer", type=int, default=-1, help="Transformer: cross-attention layer (default last)"
+    )
+    parser.add_argument(
+        "--head", type=int, default=None, help="Transformer: one head (default: average of heads)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="sentences per forced-decoding batch"
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N test sentences")
-    parser.add_argument("--eflomal", action="store_true", help="add the eflomal baseline (trained on train + test text)")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="use only the first N test sentences"
+    )
+    parser.add_argument(
+        "--eflomal",
+        action="store_true",
+        help="add the eflomal baseline (trained on train + test text)",
+    )
     parser.add_argument("--train-src", help="eflomal training text, source side (plain or .gz)")
     parser.add_argument("--train-tgt", help="eflomal training text, target side (plain or .gz)")
-    parser.add_argument("--max-train-lines", type=int, default=None, help="read at most N training lines")
+    parser.add_argument(
+        "--max-train-lines", type=int, default=None, help="read at most N training lines"
+    )
     parser.add_argument(
         "--train-tokenize",
         default="simple",
@@ -644,7 +722,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="how eflomal's two directions are combined",
     )
     parser.add_argument("--json", help="write the report as JSON to this file ('-' for stdout)")
-    parser.add_argument("--links-out", help="folder for the predicted links of every method (talp, gold order)")
+    parser.add_argument(
+        "--links-out", help="folder for the predicted links of every method (talp, gold order)"
+    )
     return parser
 
 

@@ -145,7 +145,9 @@ def plot_bleu_by_length(
         by_bucket = {str(b["bucket"]): b.get("bleu") for b in table}
         y = [np.nan if by_bucket.get(lab) is None else float(by_bucket[lab]) for lab in labels]
         ax.plot(range(len(labels)), y, marker="o", label=name)
-    ax.set_xticks(range(len(labels)), labels=[f"{b['bucket']}\n(n={b.get('sentences', '?')})" for b in first])
+    ax.set_xticks(
+        range(len(labels)), labels=[f"{b['bucket']}\n(n={b.get('sentences', '?')})" for b in first]
+    )
     ax.set_xlabel("source length (words)")
     ax.set_ylabel("BLEU")
     ax.set_title(title, fontsize=10)
@@ -163,7 +165,7 @@ def plot_bleu_by_length(
 
 
 def run_label(metrics: Mapping[str, Any], fallback: str = "") -> str:
-    """"rnn bahdanau" / "transformer" from a metrics.json dict (or the fallback)."""
+    """The legend label of a run, e.g. `rnn bahdanau`, from its metrics (or the fallback)."""
     parts = [str(metrics[k]) for k in ("model", "attention") if metrics.get(k)]
     return " ".join(parts) or fallback
 
@@ -237,8 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     p_len = sub.add_parser("bleu-length", help="one line per run from metrics.json bleu_by_length")
     p_len.add_argument("runs", nargs="+", help="run folders or metrics.json files")
     p_len.add_argument("-o", "--output", default="bleu_by_length.png")
-    p_len.add_argument("--labels", nargs="*", help="one legend label per run (default: model and attention)")
-    p_stats = sub.add_parser("stats", help="attention statistics of nmt-translate --attention-out files")
+    p_len.add_argument(
+        "--labels", nargs="*", help="one legend label per run (default: model and attention)"
+    )
+    p_stats = sub.add_parser(
+        "stats", help="attention statistics of nmt-translate --attention-out files"
+    )
     p_stats.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     try:
@@ -248,7 +254,11 @@ def main(argv: list[str] | None = None) -> int:
                 m = load_metrics(run)
                 if "bleu_by_length" not in m:
                     raise ValueError(f"{run}: metrics have no bleu_by_length table")
-                name = args.labels[k] if args.labels and k < len(args.labels) else run_label(m, Path(run).name)
+                name = (
+                    args.labels[k]
+                    if args.labels and k < len(args.labels)
+                    else run_label(m, Path(run).name)
+                )
                 while name in runs:
                     name += "'"
                 runs[name] = m["bleu_by_length"]

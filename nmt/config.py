@@ -114,8 +114,8 @@ class TransformerConfig:
 class TrainerConfig:
     """Optimisation, validation, checkpointing and stop conditions."""
 
-    max_tokens: int = 4096  # target tokens per batch (before padding)
-    lr: float = 3e-4
+    max_tokens: int = 4096  # batch size x longest padded sequence (incl. BOS/EOS)
+    lr: float = 1e-3
     optimizer: str = "adam"  # adam | adamw
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
@@ -129,7 +129,7 @@ class TrainerConfig:
     max_steps: int | None = None
     max_epochs: int | None = 100
     max_time: float | None = None  # seconds of wall clock
-    validate_every: int = 1000  # steps
+    validate_every: int = 250  # steps
     valid_max_sentences: int | None = None  # BLEU on at most this many dev sentences
     patience: int | None = 10  # validations without dev BLEU improvement before stopping
     keep_last: int = 3  # numbered checkpoints kept beside last.pt / best.pt

@@ -63,9 +63,17 @@ def plot_heatmap(
     n = max(T, S, 1)
     cell = 0.32 if n <= 40 else max(0.12, 13.0 / n)  # long sentences shrink
     fig, ax = plt.subplots(figsize=(max(4.0, 1.8 + cell * S), max(3.0, 1.2 + cell * T)))
-    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(1e-6, float(weights.max(initial=0.0))), aspect="auto")
+    image = ax.imshow(
+        weights,
+        cmap="viridis",
+        vmin=0.0,
+        vmax=max(1e-6, float(weights.max(initial=0.0))),
+        aspect="auto",
+    )
     fontsize = 9 if n <= 40 else max(4, int(360 / n))
-    ax.set_xticks(range(S), labels=[_label(t) for t in list(src_tokens)[:S]], rotation=90, fontsize=fontsize)
+    ax.set_xticks(
+        range(S), labels=[_label(t) for t in list(src_tokens)[:S]], rotation=90, fontsize=fontsize
+    )
     ax.set_yticks(range(T), labels=[_label(t) for t in list(tgt_tokens)[:T]], fontsize=fontsize)
     ax.set_xlabel("source")
     ax.set_ylabel("target")
@@ -91,7 +99,10 @@ def merge_subwords(
     from nmt.align import aggregate_to_words, merge_pieces, piece_word_ids
 
     weights = np.asarray(weights, dtype=np.float64)
-    src_tokens, tgt_tokens = list(src_tokens)[: weights.shape[1]], list(tgt_tokens)[: weights.shape[0]]
+    src_tokens, tgt_tokens = (
+        list(src_tokens)[: weights.shape[1]],
+        list(tgt_tokens)[: weights.shape[0]],
+    )
     merged = aggregate_to_words(weights, piece_word_ids(src_tokens), piece_word_ids(tgt_tokens))
     return merged, merge_pieces(src_tokens), merge_pieces(tgt_tokens)
 
@@ -186,10 +197,16 @@ def record_title(record: dict, source: str) -> str:
     if record.get("title"):
         return str(record["title"])
     # "attention" is the weight matrix in these records; the mechanism goes under "mechanism"
-    parts = [str(record[k]) for k in ("model", "mechanism") if isinstance(record.get(k), str) and record[k]]
+    parts = [
+        str(record[k])
+        for k in ("model", "mechanism")
+        if isinstance(record.get(k), str) and record[k]
+    ]
     if "layer" in record or "head" in record:
         head = record.get("head")
-        parts.append(f"layer {record.get('layer', -1)}, {'mean of heads' if head is None else f'head {head}'}")
+        parts.append(
+            f"layer {record.get('layer', -1)}, {'mean of heads' if head is None else f'head {head}'}"
+        )
     return " · ".join(parts) or f"{Path(source).name} line {record.get('line', '?')}"
 
 
@@ -209,16 +226,36 @@ def main(argv: list[str] | None = None) -> int:
         epilog="--merge-subwords: a piece starting with ▁ begins a word; source pieces of a word are "
         "summed, target pieces of a word are averaged (rows stay distributions); </s> stays a column.",
     )
-    parser.add_argument("input", help="an --attention-out JSON lines file, or a checkpoint (.pt / run folder)")
-    parser.add_argument("-o", "--output", default="attention.png", help="output image (.png or .svg)")
-    parser.add_argument("--line", type=int, action="append", help="JSON input: record of input line N (repeatable)")
-    parser.add_argument("--src", action="append", help="checkpoint input: a source sentence (repeatable)")
-    parser.add_argument("--ref", action="append", help="checkpoint input: reference for forced decoding (one per --src)")
-    parser.add_argument("--layer", type=int, default=-1, help="Transformer checkpoint: cross-attention layer")
-    parser.add_argument("--head", type=int, default=None, help="Transformer checkpoint: head (default: average)")
-    parser.add_argument("--beam", type=int, default=None, help="checkpoint input without --ref: beam size")
+    parser.add_argument(
+        "input", help="an --attention-out JSON lines file, or a checkpoint (.pt / run folder)"
+    )
+    parser.add_argument(
+        "-o", "--output", default="attention.png", help="output image (.png or .svg)"
+    )
+    parser.add_argument(
+        "--line", type=int, action="append", help="JSON input: record of input line N (repeatable)"
+    )
+    parser.add_argument(
+        "--src", action="append", help="checkpoint input: a source sentence (repeatable)"
+    )
+    parser.add_argument(
+        "--ref",
+        action="append",
+        help="checkpoint input: reference for forced decoding (one per --src)",
+    )
+    parser.add_argument(
+        "--layer", type=int, default=-1, help="Transformer checkpoint: cross-attention layer"
+    )
+    parser.add_argument(
+        "--head", type=int, default=None, help="Transformer checkpoint: head (default: average)"
+    )
+    parser.add_argument(
+        "--beam", type=int, default=None, help="checkpoint input without --ref: beam size"
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    parser.add_argument("--merge-subwords", action="store_true", help="merge pieces into words (see below)")
+    parser.add_argument(
+        "--merge-subwords", action="store_true", help="merge pieces into words (see below)"
+    )
     parser.add_argument("--svg", action="store_true", help="also write an SVG next to the PNG")
     parser.add_argument("--title", help="plot title (default: model and attention mechanism)")
     args = parser.parse_args(argv)
@@ -235,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if is_ckpt:
-            records = records_from_checkpoint(path, args.src, args.ref, args.layer, args.head, args.beam, args.device)
+            records = records_from_checkpoint(
+                path, args.src, args.ref, args.layer, args.head, args.beam, args.device
+            )
             numbers = list(range(1, len(records) + 1))
         else:
             if not path.is_file():
@@ -247,7 +286,10 @@ def main(argv: list[str] | None = None) -> int:
             weights = np.asarray(rec.get("attention") or [], dtype=np.float64)
             src, tgt = rec.get("source_tokens", []), rec.get("target_tokens", [])
             if weights.size == 0:
-                print(f"nmt-plot: warning: line {rec.get('line')}: no attention (empty line?); skipped", file=sys.stderr)
+                print(
+                    f"nmt-plot: warning: line {rec.get('line')}: no attention (empty line?); skipped",
+                    file=sys.stderr,
+                )
                 continue
             weights = weights.reshape(len(weights), -1)
             if args.merge_subwords:

@@ -132,6 +132,15 @@ def one_line(text: str) -> str:
     return " ".join(text.splitlines())
 
 
+def json_line(record: dict) -> str:
+    """One JSON line, readable as text: also escapes U+0085, U+2028 and U+2029, which JSON
+    allows raw but `str.splitlines()` and many editors treat as line breaks."""
+    text = json.dumps(record, ensure_ascii=False)
+    for char in ("\x85", "\u2028", "\u2029"):
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text + "\n"
+
+
 def read_lines_lenient(stream: Iterable[bytes], name: str) -> Iterator[str]:
     """Decode UTF-8 line by line; invalid bytes become U+FFFD with a warning naming the line.
 
@@ -196,7 +205,7 @@ def translate_stream(
             out.write(one_line(text) + "\n")
             if attention_out is not None:
                 record = translator.attention_record(written + i + 1, line, hyp, layer, head)
-                attention_out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                attention_out.write(json_line(record))
         out.flush()
         written += len(chunk)
     return written

@@ -18,10 +18,10 @@ from nmt.align import (
     aggregate_to_words,
     check_bounds,
     eflomal_align,
-    forced_attention,
     extract_argmax,
     extract_threshold,
     flip,
+    forced_attention,
     format_talp,
     gold_is_flipped,
     main,
@@ -59,9 +59,7 @@ def test_format_talp_round_trip(tmp_path):
 
 
 def test_gold_against_itself_has_zero_aer():
-    gold = GoldAlignment(
-        [{(0, 0), (1, 2)}, {(0, 1)}], [{(0, 0), (1, 2), (2, 2)}, {(0, 1), (1, 1)}]
-    )
+    gold = GoldAlignment([{(0, 0), (1, 2)}, {(0, 1)}], [{(0, 0), (1, 2), (2, 2)}, {(0, 1), (1, 1)}])
     for predicted in (gold.sure, gold.possible):
         r = score_alignments(predicted, gold.sure, gold.possible)
         assert r["aer"] == 0.0
@@ -310,31 +308,35 @@ def test_nmt_align_end_to_end_on_trained_run(trained_run, tmp_path, capsys):
     r2 = json.loads(out2.read_text())["results"]["argmax"]
     assert r2 == report["results"]["argmax"]
     # a Transformer checkpoint with one head of the first layer; a bad head is a clean error
-    tf = str(tiny_transformer_checkpoint(trained_run, tmp_path / "tf.pt"))
+    tf = str(tiny_transformer_checkpoint(trained_run))
     assert main([tf, *args, "--layer", "0", "--head", "1"]) == 0
     assert main([tf, *args, "--head", "7"]) == 2
     assert "--head 7 is out of range" in capsys.readouterr().err
 
 
-def tiny_transformer_checkpoint(run: Path, path: Path) -> Path:
-    """An untrained 2-layer, 2-head Transformer using the trained run's tokenizer (no training)."""
+def tiny_transformer_checkpoint(run: Path, path: Path | None = None) -> Path:
+    """An untrained 2-layer, 2-head Transformer with the trained run's config and tokenizer
+    (no training), written once next to the run."""
     import torch
-    from conftest import compose, tiny_overrides
 
-    from nmt.checkpoint import save_checkpoint
+    from nmt.checkpoint import load_checkpoint, save_checkpoint
     from nmt.config import to_dataclass
     from nmt.data.tokenizer import Tokenizer
     from nmt.models import build_model
-    from nmt.trainer import config_to_dict
 
-    sizes = {"model.d_model": "16", "model.heads": "2", "model.ff_size": "32"}
-    sizes.update({"model.enc_layers": "2", "model.dec_layers": "2"})
-    cfg = to_dataclass(compose(tiny_overrides(path.parent, model="transformer", **sizes)))
-    tok = Tokenizer.load(run)
+    path = path or run.parent / "tiny_transformer.pt"
+    if path.is_file():
+        return path
+    ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
+    sizes = {"d_model": 16, "heads": 2, "ff_size": 32, "enc_layers": 2, "dec_layers": 2}
+    config = {**ckpt["config"], "model": {"arch": "transformer", "dropout": 0.0, **sizes}}
+    cfg = to_dataclass(config)
+    tok = Tokenizer.from_dict(ckpt["tokenizer"])
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.attention, tok.src_vocab_size, tok.tgt_vocab_size)
-    payload = {"config": config_to_dict(cfg), "tokenizer": tok.to_dict(), "model": model.state_dict()}
-    save_checkpoint(path, payload)
+    save_checkpoint(
+        path, {"config": config, "tokenizer": ckpt["tokenizer"], "model": model.state_dict()}
+    )
     return path
 
 
@@ -350,7 +352,7 @@ def test_forced_attention_shapes_batching_and_heads(trained_run, tmp_path):
         assert a.shape == (len(t.split()) + 1, len(s.split()) + 1)  # word-level pieces + EOS
         np.testing.assert_allclose(a.sum(axis=1), 1.0, atol=1e-5)
         np.testing.assert_allclose(a, b, atol=1e-5)  # padding does not change the weights
-    tf = Translator(tiny_transformer_checkpoint(trained_run, tmp_path / "tf.pt"))
+    tf = Translator(tiny_transformer_checkpoint(trained_run))
     mean = forced_attention(tf, src, tgt)
     heads = [forced_attention(tf, src, tgt, head=h) for h in (0, 1)]
     first_layer = forced_attention(tf, src, tgt, layer=0)
@@ -369,7 +371,9 @@ def test_rwth_gold_parses():
     root = os.environ.get("NMT_DATA_ROOT")
     folder = Path(root) / "rwth-align-de-en" if root else None
     if folder is None or not folder.is_dir():
-        pytest.skip("NMT_DATA_ROOT is not set or has no rwth-align-de-en/ (the RWTH gold alignments)")
+        pytest.skip(
+            "NMT_DATA_ROOT is not set or has no rwth-align-de-en/ (the RWTH gold alignments)"
+        )
     gold = read_talp(folder / "alignment.talp")
     de = (folder / "test.de").read_text(encoding="utf-8").splitlines()
     en = (folder / "test.en").read_text(encoding="utf-8").splitlines()

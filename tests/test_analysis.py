@@ -86,12 +86,19 @@ def test_plot_bleu_by_length_several_runs(tmp_path):
 
 def test_analyse_test_run(tmp_path):
     hyps = [
-        SimpleNamespace(tokens=[5, 6], attention=torch.tensor(with_eos(np.eye(2)), dtype=torch.float32)),
+        SimpleNamespace(
+            tokens=[5, 6], attention=torch.tensor(with_eos(np.eye(2)), dtype=torch.float32)
+        ),
         SimpleNamespace(tokens=[7], attention=None),
     ]
-    table = [{"bucket": "1-10", "sentences": 2, "bleu": 12.5}, {"bucket": "11+", "sentences": 0, "bleu": None}]
+    table = [
+        {"bucket": "1-10", "sentences": 2, "bleu": 12.5},
+        {"bucket": "11+", "sentences": 0, "bleu": None},
+    ]
     (tmp_path / "metrics.json").write_text(json.dumps({"test_bleu": 12.5}))
-    out = analyse_test_run(tmp_path, hyps, bleu_by_length=table, label="rnn bahdanau", write_metrics=True)
+    out = analyse_test_run(
+        tmp_path, hyps, bleu_by_length=table, label="rnn bahdanau", write_metrics=True
+    )
     assert out["attention_stats"]["sentences"] == 1 and out["attention_stats"]["spearman"] == 1.0
     assert (tmp_path / "bleu_by_length.png").read_bytes()[:8] == PNG_MAGIC
     merged = json.loads((tmp_path / "metrics.json").read_text())
@@ -111,7 +118,9 @@ def test_analysis_cli(tmp_path, capsys):
     table = [{"bucket": "1-10", "sentences": 2, "bleu": 12.5}]
     run = tmp_path / "run"
     run.mkdir()
-    (run / "metrics.json").write_text(json.dumps({"model": "rnn", "attention": "luong_dot", "bleu_by_length": table}))
+    (run / "metrics.json").write_text(
+        json.dumps({"model": "rnn", "attention": "luong_dot", "bleu_by_length": table})
+    )
     (tmp_path / "m.json").write_text(json.dumps({"model": "transformer", "bleu_by_length": table}))
     out = tmp_path / "cmp.png"
     assert main(["bleu-length", str(run), str(tmp_path / "m.json"), "-o", str(out)]) == 0

@@ -87,7 +87,7 @@ def test_translate_files_and_attention_json(trained_run, tmp_path, capsys):
         for row in record["attention"]:
             assert len(row) == len(record["source_tokens"])
             assert abs(sum(row) - 1.0) < 1e-3
-    assert "\ufffd" in "".join(records[2]["source_tokens"])  # replacement characters reached the model
+    assert {"\u2581a4", "\u2581a5"} <= set(records[2]["source_tokens"])  # the valid parts are kept
     assert len(records[3]["source_tokens"]) < LONG_TOKENS  # truncated to the model's limit
 
 

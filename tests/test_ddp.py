@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT, compose, tiny_overrides
 
 STEPS = 5
@@ -75,7 +74,9 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
         cfg = to_dataclass(compose(_overrides(Path(tmp))))
         trainer = Trainer(cfg, Path(tmp) / "run", rank, world)
         assert isinstance(trainer.ddp_model, torch.nn.parallel.DistributedDataParallel)
-        losses = [trainer.train_step(_collate(trainer, idx)) for idx in _shards(trainer, world)[rank]]
+        losses = [
+            trainer.train_step(_collate(trainer, idx)) for idx in _shards(trainer, world)[rank]
+        ]
         out = [None] * world
         dist.all_gather_object(out, {"losses": losses, "params": _flat_params(trainer.model)})
         if rank == 0:

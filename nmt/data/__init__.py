@@ -179,7 +179,7 @@ def prepare_data(
                 "reusing the tokenizer trained earlier in %s (same corpus and settings)", out_dir
             )
         else:
-            tokenizer, n_read = train_tokenizer(stream, cfg, out_dir, seed, timer)
+            tokenizer, n_read = train_tokenizer(stream, cfg, out_dir, seed, timer, CHUNK)
             record_tokenizer(out_dir, key, tokenizer)
             log.info(
                 "trained %s %s tokenizer on a sample of at most %d sentences per side: "

@@ -285,10 +285,11 @@ def train_tokenizer(
     out_dir: Path,
     seed: int,
     timer: Callable[[str, float], None] | None = None,
+    chunk: int = CHUNK,
 ) -> tuple[Tokenizer, int]:
     """Sample the stream and train SentencePiece on it: (tokenizer, pairs read)."""
     tick = time.perf_counter()
-    src_sample, tgt_sample, n = sample_for_tokenizer(stream, cfg.spm_train_lines, seed)
+    src_sample, tgt_sample, n = sample_for_tokenizer(stream, cfg.spm_train_lines, seed, chunk)
     if timer:
         timer("sample_s", time.perf_counter() - tick)
     if n == 0:
