@@ -157,23 +157,30 @@ class Decoder(nn.Module):
         state: dict[str, Tensor],
         memory: dict[str, Tensor],
         t: int,
-    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """One decoder step from E y_{t-1} (B, E): pre-softmax vector (B, H), attention (B, S), state."""
+    ) -> tuple[Tensor, Tensor | None, Tensor, dict[str, Tensor]]:
+        """One recurrent step from E y_{t-1} (B, E): (s_t, c_t) for Bahdanau or (h̃_t, None) for
+        Luong, attention weights (B, S) and the new state. `output_vector` finishes the step."""
         keys, values, mask = memory["keys"], memory["values"], memory["mask"]
         if self.bahdanau:
             s_prev = state["h"][:, -1:]  # (B, 1, H) top layer s_{t-1}
             context, weights = self.attention(s_prev, keys, values, mask, step=t)  # (B,1,K), (B,1,S)
             context = context[:, 0]  # (B, K)
             s_t, state = self.recur(emb, gates_emb, context, state)  # s_t = f(s_{t-1}, y_{t-1}, c_t)
-            readout = torch.cat([s_t, context, emb], dim=-1)  # (B, H + K + E)
-            h_tilde = torch.tanh(self.readout(readout))  # (B, H)
-            return self.dropout(h_tilde), weights[:, 0], state
+            return s_t, context, weights[:, 0], state
         h_t, state = self.recur(emb, gates_emb, state.get("feed"), state)  # (B, H)
         context, weights = self.attention(h_t[:, None], keys, values, mask, step=t)  # (B,1,K), (B,1,S)
-        h_tilde = torch.tanh(self.readout(torch.cat([context[:, 0], h_t], dim=-1)))  # (B, H)
+        h_tilde = torch.tanh(self.readout(torch.cat([context[:, 0], h_t], dim=-1)))  # (B, H) eq. 5
         if self.input_feed:
-            state["feed"] = h_tilde
-        return self.dropout(h_tilde), weights[:, 0], state
+            state["feed"] = h_tilde  # Luong 2015, sec. 3.3: h̃_t joins the next input
+        return h_tilde, None, weights[:, 0], state
+
+    def output_vector(self, out: Tensor, context: Tensor | None, emb: Tensor) -> Tensor:
+        """The vector the output layer reads, for one step (B, ·) or all steps (B, T, ·)."""
+        if self.bahdanau:
+            # Bahdanau 2015, A.2.2: t_i from [s_i; c_i; E y_{i-1}]; it feeds nothing back, so
+            # teacher forcing computes it for all steps at once
+            out = torch.tanh(self.readout(torch.cat([out, context, emb], dim=-1)))  # (..., H)
+        return self.dropout(out)
 
     # --- all steps (teacher forcing) ---------------------------------------------------------
     def forward(
@@ -187,12 +194,15 @@ class Decoder(nn.Module):
             h_tilde = torch.tanh(self.readout(torch.cat([context, out], dim=-1)))  # (B, T, H)
             return self.dropout(h_tilde), weights
         emb, gates_emb = self.embed_gates(tgt_in)  # (B, T, E), (B, T, 4H)
-        outputs, weights = [], []
+        outs, contexts, weights = [], [], []
         for t in range(tgt_in.size(1)):
-            h_tilde, w, state = self.step(emb[:, t], gates_emb[:, t], state, memory, t)
-            outputs.append(h_tilde)
+            out, context, w, state = self.step(emb[:, t], gates_emb[:, t], state, memory, t)
+            outs.append(out)
+            contexts.append(context)
             weights.append(w)
-        return torch.stack(outputs, dim=1), torch.stack(weights, dim=1)  # (B, T, H), (B, T, S)
+        context = torch.stack(contexts, dim=1) if self.bahdanau else None  # (B, T, K)
+        out = self.output_vector(torch.stack(outs, dim=1), context, emb)  # (B, T, H)
+        return out, torch.stack(weights, dim=1)  # (B, T, H), (B, T, S)
 
 
 class RNNSeq2Seq(nn.Module):
@@ -232,6 +242,8 @@ class RNNSeq2Seq(nn.Module):
         need_attention: bool = False,
     ) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
         emb, gates_emb = self.decoder.embed_gates(y_prev[:, None])  # (N, 1, E), (N, 1, 4H)
-        h_tilde, weights, state = self.decoder.step(emb[:, 0], gates_emb[:, 0], state, memory, step)
+        emb, gates_emb = emb[:, 0], gates_emb[:, 0]
+        out, context, weights, state = self.decoder.step(emb, gates_emb, state, memory, step)
+        h_tilde = self.decoder.output_vector(out, context, emb)  # (N, H)
         log_probs = torch.log_softmax(self.decoder.output(h_tilde).float(), dim=-1)  # (N, V)
         return log_probs, (weights.float() if need_attention else None), state
