@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -196,8 +197,9 @@ def analyse_test_run(
     attention); the statistics are taken on their attention (beam-search output, not forced
     decoding of the reference). `bleu_by_length` is the table `Trainer.test()` computes; when
     None it is computed here from the hypotheses (`tokenizer.decode_tgt`) and `test_split`
-    (`src_text`, `tgt_text`) with bucket `edges`. Writes `run_dir/bleu_by_length.png` and
-    returns `{"attention_stats": ..., "bleu_by_length": ...}` for metrics.json; with
+    (`src_text`, `tgt_text`) with bucket `edges`. Writes `run_dir/bleu_by_length.png` (a
+    plotting failure is logged, not raised) and returns
+    `{"attention_stats": ..., "bleu_by_length": ...}` for metrics.json; with
     `write_metrics=True` also merges that into an existing `run_dir/metrics.json`."""
     run_dir = Path(run_dir)
     stats = attention_stats((getattr(h, "attention", None) for h in hyps), layer, head)
@@ -209,7 +211,10 @@ def analyse_test_run(
         text = tokenizer.decode_tgt([h.tokens for h in hyps])
         bleu_by_length = compute(text, test_split.tgt_text, test_split.src_text, edges)
     result = {"attention_stats": stats, "bleu_by_length": list(bleu_by_length)}
-    plot_bleu_by_length({label or run_dir.name: bleu_by_length}, run_dir / "bleu_by_length.png")
+    try:
+        plot_bleu_by_length({label or run_dir.name: bleu_by_length}, run_dir / "bleu_by_length.png")
+    except (OSError, RuntimeError, ValueError) as err:  # a failed plot must not lose the metrics
+        logging.getLogger("nmt").warning("bleu_by_length.png not written: %s", err)
     metrics_path = run_dir / "metrics.json"
     if write_metrics and metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))

@@ -550,7 +550,7 @@ class Trainer:
         scores = corpus_scores(text, test.tgt_text)
         self._save_test_heatmaps(hyps)
         log.info("test: BLEU %.2f chrF %.2f (%s)", scores["bleu"], scores["chrf"], scores["bleu_signature"])
-        return {
+        result = {
             "test_bleu": scores["bleu"],
             "test_chrf": scores["chrf"],
             "sacrebleu_signature": scores["bleu_signature"],
@@ -559,6 +559,20 @@ class Trainer:
             "test_decode_sents_per_s": round(len(hyps) / max(decode_s, 1e-9), 2),
             "bleu_by_length": bleu_by_length(text, test.tgt_text, test.src_text),
         }
+        from nmt.analysis import analyse_test_run
+
+        stats = analyse_test_run(
+            self.run_dir, hyps, self.tokenizer, test, bleu_by_length=result["bleu_by_length"], label=self.label
+        )
+        result.update(stats)
+        return result
+
+    @property
+    def label(self) -> str:
+        """'rnn bahdanau', 'transformer', ...: for titles and logs."""
+        if isinstance(self.cfg.model, RNNConfig):
+            return f"rnn {self.cfg.attention.type}"
+        return getattr(self.cfg.model, "arch", "model")
 
     def _save_test_heatmaps(self, hyps) -> None:
         from nmt.plotting import plot_heatmap
@@ -569,8 +583,7 @@ class Trainer:
                 continue
             src = self.tokenizer.src_pieces_from_ids(list(self.data.test.src[i])) + ["</s>"]
             tgt = self.tokenizer.tgt_pieces_from_ids(h.tokens)
-            title = f"{getattr(self.cfg.model, 'arch', '')} {self.cfg.attention.type if isinstance(self.cfg.model, RNNConfig) else ''} test {i}"
-            plot_heatmap(reduce_attention(h.attention).numpy(), src, tgt, out / f"test_{i}.png", title.strip())
+            plot_heatmap(reduce_attention(h.attention).numpy(), src, tgt, out / f"test_{i}.png", f"{self.label} test {i}")
 
 
 def run(cfg_dict: dict | Any, run_dir: Path) -> dict[str, Any]:

@@ -118,8 +118,12 @@ class Translator:
             return {"line": index, "source_tokens": [], "target_tokens": [], "attention": []}
         src = self.tokenizer.src_pieces(self.prepare(line))[: self.max_src_len] + ["</s>"]
         weights = reduce_attention(hyp.attention, layer, head)  # (T, S)
+        arch = getattr(self.cfg.model, "arch", "rnn")
         return {
             "line": index,
+            "model": arch,
+            "mechanism": self.cfg.attention.type if arch == "rnn" else None,
+            **({"layer": layer, "head": head} if arch == "transformer" else {}),
             "source_tokens": src,
             "target_tokens": self.tokenizer.tgt_pieces_from_ids(hyp.tokens),
             "attention": [[round(float(w), 5) for w in row] for row in weights],
