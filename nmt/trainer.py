@@ -26,7 +26,7 @@ from torch import nn
 from nmt.checkpoint import load_checkpoint, save_checkpoint
 from nmt.config import Config, RNNConfig, to_dataclass
 from nmt.data import DataBundle, prepare_data
-from nmt.data.batching import Batch, TokenBatchSampler, collate
+from nmt.data.batching import Batch, TokenBatchSampler, collate, shard_batches
 from nmt.data.tokenizer import PAD, Tokenizer
 from nmt.decoding import decode_corpus
 from nmt.metrics import bleu_by_length, corpus_scores
@@ -176,7 +176,16 @@ class Trainer:
 
         resume_ckpt = self._find_resume()
         tokenizer = Tokenizer.from_dict(resume_ckpt["tokenizer"]) if resume_ckpt else None
+        if world_size > 1 and not self.main:
+            # rank 0 trains the tokenizer and encodes the corpus first; the others wait here, take
+            # its tokenizer and reuse the encoded split (same folder) or encode their own copy
+            shared = [None]
+            torch.distributed.broadcast_object_list(shared, src=0, device=self._comm_device())
+            tokenizer = Tokenizer.from_dict(shared[0])
         self.data: DataBundle = prepare_data(cfg.data, self.run_dir, tokenizer, cfg.seed, log)
+        if world_size > 1 and self.main:
+            shared = [self.data.tokenizer.to_dict()]
+            torch.distributed.broadcast_object_list(shared, src=0, device=self._comm_device())
         self.tokenizer = self.data.tokenizer
         self.model = build_model(
             cfg.model, cfg.attention, self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size
@@ -194,7 +203,11 @@ class Trainer:
         self.ddp_model = self.model
         if world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            # the only buffers are constant (the sinusoid table): no broadcast in every forward,
+            # which would also be a collective inside rank 0's validation
+            self.ddp_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, broadcast_buffers=False
+            )
         self.writer = None
         if self.main:
             from torch.utils.tensorboard import SummaryWriter
@@ -268,10 +281,16 @@ class Trainer:
             old.unlink()
 
     # --- one step ----------------------------------------------------------------------------
-    def loss_on(self, batch: Batch, label_smoothing: float) -> torch.Tensor:
-        """Summed token cross-entropy of a batch (float32)."""
+    def _comm_device(self) -> torch.device:
+        """Where collectives put their tensors: the GPU for NCCL, else the CPU."""
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+    def loss_on(
+        self, batch: Batch, label_smoothing: float, model: nn.Module | None = None
+    ) -> torch.Tensor:
+        """Summed token cross-entropy of a batch (float32); `model` defaults to the DDP wrapper."""
         with autocast(self.device, self.cfg.trainer.precision):
-            logits, _ = self.ddp_model(batch.src, batch.src_lens, batch.tgt_in)  # (B, T, V)
+            logits, _ = (model or self.ddp_model)(batch.src, batch.src_lens, batch.tgt_in)
         return F.cross_entropy(
             logits.float().flatten(0, 1),
             batch.tgt_out.flatten(),
@@ -330,7 +349,7 @@ class Trainer:
         nll, tokens = 0.0, 0
         for idx in sampler.batches(0):
             batch = collate([valid.src[i] for i in idx], [valid.tgt[i] for i in idx], idx).to(self.device)
-            nll += float(self.loss_on(batch, 0.0))
+            nll += float(self.loss_on(batch, 0.0, self.model))  # rank 0 alone: no DDP collectives
             tokens += batch.n_tgt_tokens
         n = len(valid.src_text)
         if self.cfg.trainer.valid_max_sentences:
@@ -412,6 +431,11 @@ class Trainer:
 
     def _out_of_budget(self) -> str | None:
         t, p = self.cfg.trainer, self.progress
+        if self.world_size > 1 and t.max_time is not None:
+            # every rank times its own steps; rank 0's clock decides so that all stop together
+            clock = torch.tensor([p.train_time], dtype=torch.float64, device=self._comm_device())
+            torch.distributed.broadcast(clock, src=0)
+            p.train_time = float(clock.item())
         if t.max_steps is not None and p.step >= t.max_steps:
             return f"trainer.max_steps={t.max_steps}"
         if t.max_time is not None and p.train_time >= t.max_time:
@@ -439,7 +463,8 @@ class Trainer:
                 if stop_reason:
                     break
                 batches = self.sampler.batches(p.epoch)
-                batches = batches[self.rank :: self.world_size] if self.world_size > 1 else batches
+                if self.world_size > 1:  # the same number of batches on every rank, or DDP hangs
+                    batches = shard_batches(batches, self.rank, self.world_size)
                 while p.batch_in_epoch < len(batches):
                     idx = batches[p.batch_in_epoch]
                     train = self.data.train
@@ -495,7 +520,7 @@ class Trainer:
             "attention": self.cfg.attention.type if isinstance(self.cfg.model, RNNConfig) else None,
             "params": self.params,
             "steps": p.step,
-            "epochs": round(p.epoch + p.batch_in_epoch / max(1, self.sampler.num_batches(p.epoch)), 3),
+            "epochs": round(p.epoch + p.batch_in_epoch / max(1, (self.sampler.num_batches(p.epoch) // self.world_size)), 3),
             "dev_bleu": p.best_bleu,
             "best_step": p.best_step,
             "train_time_s": round(p.train_time, 1),
@@ -594,8 +619,19 @@ def run(cfg_dict: dict | Any, run_dir: Path) -> dict[str, Any]:
     if world_size > 1:
         import torch.distributed as dist
 
+        import datetime
+
         backend = "nccl" if torch.cuda.is_available() and cfg.trainer.device != "cpu" else "gloo"
-        dist.init_process_group(backend)
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        # the other ranks wait while rank 0 prepares the data (tokenizer, encoding): allow hours
+        timeout = datetime.timedelta(seconds=float(os.environ.get("NMT_DIST_TIMEOUT", 4 * 3600)))
+        dist.init_process_group(backend, timeout=timeout)
+        # Hydra names the run folder by each process's start time: every rank uses rank 0's
+        shared = [str(run_dir)]
+        device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else None
+        dist.broadcast_object_list(shared, src=0, device=device)
+        run_dir = Path(shared[0])
     try:
         return Trainer(cfg, run_dir, rank, world_size).fit()
     finally:

@@ -69,6 +69,7 @@ COMMON = [
     "trainer.max_tokens=4096",
     "trainer.optimizer=adam",
     "trainer.lr=3e-4",
+    "trainer.schedule=constant",  # the reference (and the peers' configs): a constant 3e-4
     "trainer.label_smoothing=0.1",
     "trainer.num_heatmaps=0",
     "decode.beam=5",
@@ -208,7 +209,9 @@ def rnn_forward_macs(model: Any, att: Any, tgt_vocab: int, S: Any, T: Any) -> fl
     enc = sum(d * g * h * ((E if layer == 0 else K) + h) for layer in range(model.enc_layers))
     kind = att.type
     score = att.score if kind in ("local_m", "local_p") else kind
-    keys = K * A if score in ("bahdanau", "luong_general", "general", "luong_concat", "concat") else 0
+    keys = (
+        K * A if score in ("bahdanau", "luong_general", "general", "luong_concat", "concat") else 0
+    )
     bahdanau = kind == "bahdanau"
     extra = K if bahdanau else (H if model.input_feed else 0)
     dec = g * H * (E + extra + H) + (model.dec_layers - 1) * g * H * 2 * H
@@ -268,7 +271,9 @@ def workload_overrides(name: str, args: argparse.Namespace) -> list[str]:
     elif name.startswith("rnn_") and name[4:] in MECHANISMS:
         family, model = "rnn", [*RNN, f"attention={name[4:]}"]
     else:
-        raise SystemExit(f"bench: unknown workload {name!r}; choose from {', '.join(ALL_WORKLOADS)}")
+        raise SystemExit(
+            f"bench: unknown workload {name!r}; choose from {', '.join(ALL_WORKLOADS)}"
+        )
     out = [
         *COMMON,
         *model,
@@ -408,7 +413,11 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 def _decode_model(args: argparse.Namespace, trainer: Any, name: str):
     """(translate(sources, beam), sources, references, tokenizer, origin) of the model to decode."""
     test = trainer.data.test
-    k = len(test.src_text) if args.decode_sents is None else min(args.decode_sents, len(test.src_text))
+    k = (
+        len(test.src_text)
+        if args.decode_sents is None
+        else min(args.decode_sents, len(test.src_text))
+    )
     ckpts = dict(item.split("=", 1) for item in args.decode_ckpt)
     if name not in ckpts:
         sources = [test.src[i] for i in range(k)]
@@ -525,7 +534,14 @@ def run_one_preprocess(args: argparse.Namespace) -> dict[str, Any]:
 def child(args: argparse.Namespace, extra: list[str], log_path: Path) -> dict[str, Any] | None:
     """Run this script with `extra` in a fresh interpreter; its JSON result or None on failure."""
     result = Path(tempfile.mkstemp(suffix=".json", dir=args.work)[1])
-    cmd = [sys.executable, str(Path(__file__).resolve()), *forwarded(args), *extra, "--result", str(result)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        *forwarded(args),
+        *extra,
+        "--result",
+        str(result),
+    ]
     with open(log_path, "ab") as log:
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
@@ -602,7 +618,9 @@ def prepare_shared_data(args: argparse.Namespace, names: list[str]) -> dict[str,
     }
 
 
-def write_repeated(base: Path, out: Path, repeats: int, src: str, tgt: str, limit: int | None) -> None:
+def write_repeated(
+    base: Path, out: Path, repeats: int, src: str, tgt: str, limit: int | None
+) -> None:
     """train.{src,tgt} = the base training split (first `limit` lines) repeated; val/test linked."""
     from nmt.data.corpus import find_split_file, read_lines
 
@@ -610,7 +628,9 @@ def write_repeated(base: Path, out: Path, repeats: int, src: str, tgt: str, limi
     for lang in (src, tgt):
         path = find_split_file(base, "train", lang)
         if path is None:
-            raise SystemExit(f"bench: no train.{lang}[.gz] in {base}; set NMT_DATA_ROOT or --data-root")
+            raise SystemExit(
+                f"bench: no train.{lang}[.gz] in {base}; set NMT_DATA_ROOT or --data-root"
+            )
         text = "".join(line + "\n" for line in read_lines(path, limit)).encode("utf-8")
         with open(out / f"train.{lang}", "wb") as f:
             for _ in range(repeats):
@@ -621,15 +641,28 @@ def write_repeated(base: Path, out: Path, repeats: int, src: str, tgt: str, limi
 
 
 def run_preprocess(args: argparse.Namespace) -> dict[str, Any]:
-    cfg = compose([*COMMON, *TRANSFORMER] + ([f"data.root={args.data_root}"] if args.data_root else []))
+    cfg = compose(
+        [*COMMON, *TRANSFORMER] + ([f"data.root={args.data_root}"] if args.data_root else [])
+    )
     base = Path(cfg.data.root)
     sizes = []
     for repeats in [int(r) for r in args.preprocess_repeats.split(",")]:
         corpus = Path(tempfile.mkdtemp(prefix=f"corpus-x{repeats}-", dir=args.work))
         try:
             print(f"bench: preprocessing {repeats}x {base.name} ...", flush=True)
-            write_repeated(base, corpus, repeats, cfg.data.src_lang, cfg.data.tgt_lang, args.preprocess_base_lines)
-            res = child(args, ["--one-preprocess", str(repeats), "--corpus", str(corpus)], Path(args.work) / "preprocess.log")
+            write_repeated(
+                base,
+                corpus,
+                repeats,
+                cfg.data.src_lang,
+                cfg.data.tgt_lang,
+                args.preprocess_base_lines,
+            )
+            res = child(
+                args,
+                ["--one-preprocess", str(repeats), "--corpus", str(corpus)],
+                Path(args.work) / "preprocess.log",
+            )
         finally:
             shutil.rmtree(corpus, ignore_errors=True)
         if res is not None:
@@ -642,7 +675,9 @@ def run_preprocess(args: argparse.Namespace) -> dict[str, Any]:
         "sizes": sizes,
     }
     if len(sizes) >= 2:
-        out["peak_rss_ratio_largest_to_smallest"] = round(sizes[-1]["peak_rss_mb"] / sizes[0]["peak_rss_mb"], 3)
+        out["peak_rss_ratio_largest_to_smallest"] = round(
+            sizes[-1]["peak_rss_mb"] / sizes[0]["peak_rss_mb"], 3
+        )
     return out
 
 
@@ -664,14 +699,18 @@ def print_table(report: dict[str, Any], names: list[str]) -> None:
             f"({m['precision']}, {m['threads']} threads, {m['cpu']}, torch {m['torch']}; "
             f"{m['steps']} timed steps after {m['warmup']}; decode on {rows[0].get('decode_sents')} "
             f"test2016 sentences from {rows[0].get('decode_model')}; matmul peak "
-            + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in m.get("matmul_peak_flops", {}).items())
+            + ", ".join(
+                f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in m.get("matmul_peak_flops", {}).items()
+            )
             + ")"
         )
     pre = report.get("preprocess")
     if pre and pre.get("sizes"):
         head = f"{'lines':>12}{'lines/s':>12}{'encode l/s':>12}{'peak RSS MB':>13}{'baseline MB':>13}{'ids MB':>9}"
-        print("\npreprocessing (streaming prepare_data, SentencePiece sample "
-              f"{pre['spm_train_lines']:,} lines per side)\n" + head + "\n" + "-" * len(head))
+        print(
+            "\npreprocessing (streaming prepare_data, SentencePiece sample "
+            f"{pre['spm_train_lines']:,} lines per side)\n" + head + "\n" + "-" * len(head)
+        )
         for s in pre["sizes"]:
             print(
                 f"{s['lines']:>12,}{s['lines_per_s']:>12,.0f}{s['encode_lines_per_s']:>12,.0f}"
@@ -682,28 +721,70 @@ def print_table(report: dict[str, Any], names: list[str]) -> None:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workloads", default=",".join(ALL_WORKLOADS), help="comma-separated: rnn_<mechanism>, transformer")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--workloads",
+        default=",".join(ALL_WORKLOADS),
+        help="comma-separated: rnn_<mechanism>, transformer",
+    )
     p.add_argument("--steps", type=int, default=30, help="timed training steps per workload")
     p.add_argument("--warmup", type=int, default=5, help="untimed training steps first")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--decode-sents", type=int, default=None, help="decode only the first K test2016 sentences")
+    p.add_argument(
+        "--decode-sents", type=int, default=None, help="decode only the first K test2016 sentences"
+    )
     p.add_argument("--decode-batch", type=int, default=64, help="sentences per decoding batch")
-    p.add_argument("--decode-ckpt", action="append", default=[], metavar="NAME=PATH", help="decode this trained run/checkpoint for workload NAME")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra Hydra override; prefix rnn: or transformer: for one family")
-    p.add_argument("--data-root", default=None, help="corpus folder (default: data.root of conf/data/multi30k.yaml)")
+    p.add_argument(
+        "--decode-ckpt",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="decode this trained run/checkpoint for workload NAME",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra Hydra override; prefix rnn: or transformer: for one family",
+    )
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="corpus folder (default: data.root of conf/data/multi30k.yaml)",
+    )
     p.add_argument("--peak-size", type=int, default=2048, help="matrix size for the matmul peak")
     p.add_argument("--out", default="bench.json")
-    p.add_argument("--work", default=None, help="scratch folder (default: a new temporary folder, deleted at the end)")
+    p.add_argument(
+        "--work",
+        default=None,
+        help="scratch folder (default: a new temporary folder, deleted at the end)",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--preprocess", action="store_true", help="only the preprocessing benchmark")
-    mode.add_argument("--no-preprocess", action="store_true", help="skip the preprocessing benchmark")
-    p.add_argument("--preprocess-repeats", default="1,10,100", help="corpus sizes as repeats of Multi30k train")
-    p.add_argument("--preprocess-base-lines", type=int, default=None, help="repeat only the first K training lines")
-    p.add_argument("--spm-train-lines", type=int, default=100_000, help="preprocessing: SentencePiece sample per side")
+    mode.add_argument(
+        "--no-preprocess", action="store_true", help="skip the preprocessing benchmark"
+    )
+    p.add_argument(
+        "--preprocess-repeats", default="1,10,100", help="corpus sizes as repeats of Multi30k train"
+    )
+    p.add_argument(
+        "--preprocess-base-lines",
+        type=int,
+        default=None,
+        help="repeat only the first K training lines",
+    )
+    p.add_argument(
+        "--spm-train-lines",
+        type=int,
+        default=100_000,
+        help="preprocessing: SentencePiece sample per side",
+    )
     p.add_argument("--one", help=argparse.SUPPRESS)
     p.add_argument("--one-preprocess", help=argparse.SUPPRESS)
     p.add_argument("--corpus", help=argparse.SUPPRESS)
@@ -734,19 +815,29 @@ def main(argv: list[str]) -> int:
         if names:
             print(f"bench: preparing data (tokenizer, encoding) in {args.work} ...", flush=True)
             report["meta"]["data"] = prepare_shared_data(args, names)
-            device = "cuda" if args.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
+            device = (
+                "cuda" if args.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
+            )
             peaks = {p: matmul_peak(p, args.peak_size, device) for p in ("fp32", "bf16")}
             report["meta"]["matmul_peak_flops"] = {k: round(v) for k, v in peaks.items()}
             report["meta"]["matmul_peak_size"] = args.peak_size
             for name in names:
-                print(f"bench: {name}: {args.warmup} + {args.steps} training steps, then decoding ...", flush=True)
+                print(
+                    f"bench: {name}: {args.warmup} + {args.steps} training steps, then decoding ...",
+                    flush=True,
+                )
                 res = child(args, ["--one", name], Path(args.work) / f"{name}.log")
                 if res is None:
-                    report[name] = {"workload": name, "error": f"failed; see {args.work}/{name}.log"}
+                    report[name] = {
+                        "workload": name,
+                        "error": f"failed; see {args.work}/{name}.log",
+                    }
                     continue
                 peak = peaks[res["precision"]]
                 res["matmul_peak_flops"] = round(peak)
-                res["mfu"] = round(res["flops_per_tgt_token"] * res["train_tgt_tokens_per_s"] / peak, 5)
+                res["mfu"] = round(
+                    res["flops_per_tgt_token"] * res["train_tgt_tokens_per_s"] / peak, 5
+                )
                 report[name] = res
                 out_path.write_text(json.dumps(report, indent=1) + "\n")  # partial results survive
         if not args.no_preprocess and (args.preprocess or names):
@@ -758,7 +849,9 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(args.work, ignore_errors=True)
     print_table(report, [n for n in names if n not in failed])
     if failed:
-        print(f"bench: failed workloads: {', '.join(failed)} (logs in {args.work})", file=sys.stderr)
+        print(
+            f"bench: failed workloads: {', '.join(failed)} (logs in {args.work})", file=sys.stderr
+        )
     print(f"\nbench: results written to {out_path}")
     return 1 if failed else 0
 

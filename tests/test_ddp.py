@@ -128,14 +128,33 @@ def test_ddp_matches_single_process(tmp_path):
     assert torch.allclose(ranks[0]["params"], _flat_params(ref.model), rtol=1e-4, atol=1e-5)
 
 
-def test_torchrun_end_to_end(tmp_path):
+TRANSFORMER = {
+    "model": "transformer",
+    "model.d_model": "32",
+    "model.ff_size": "64",
+    "model.heads": "2",
+    "model.enc_layers": "1",
+    "model.dec_layers": "1",
+}
+
+
+@pytest.mark.parametrize("model", ["rnn", "transformer"])
+def test_torchrun_end_to_end(tmp_path, model):
     """`torchrun --standalone --nproc_per_node 2 -m nmt.train ...`: trains, validates and tests."""
     run_dir = tmp_path / "run"
-    overrides = _overrides(tmp_path) + [
-        "trainer.max_steps=6",
-        "trainer.validate_every=3",
-        f"hydra.run.dir={run_dir}",
-    ]
+    extra = TRANSFORMER if model == "transformer" else {}
+    overrides = tiny_overrides(
+        tmp_path,
+        **{
+            "trainer.device": "cpu",
+            "trainer.threads": "1",
+            "trainer.max_tokens": "300",
+            "trainer.num_heatmaps": "0",
+            "trainer.max_steps": "6",
+            "trainer.validate_every": "3",
+            **extra,
+        },
+    ) + [f"hydra.run.dir={run_dir}"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
