@@ -52,5 +52,8 @@ check: $(STAMP)
 	$(BIN)/ruff check nmt tests scripts
 	$(BIN)/ruff format --check nmt tests scripts
 
+report: $(STAMP)
+	$(BIN)/nmt-report $(or $(DIR),multirun)
+
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -21,19 +21,27 @@ Any other sweep is one command line away; Hydra runs the cartesian product::
 
 Resuming: a preset writes to a fixed folder (multirun/sweep-cpu, one sub-folder per override set),
 so running the same command again skips every run whose metrics.json says it finished
-(interrupted=false) and continues unfinished ones from their checkpoints/last.pt. For an ad-hoc
-sweep, fix the folder yourself: `nmt-train -m hydra.sweep.dir=multirun/mine attention=...`.
-Delete a run's metrics.json (or its folder) to train it again.
+(interrupted=false; `finished_metrics` below, called by nmt-train) and continues unfinished ones
+from their checkpoints/last.pt. For an ad-hoc sweep, fix the folder yourself and re-run the
+identical command: `nmt-train -m hydra.sweep.dir=multirun/mine attention=...` (its sub-folders
+start with the job number, so keep the order of the swept values, or also pass
+`'hydra.sweep.subdir=${hydra.job.override_dirname}'`). Changing the preset file does not
+invalidate finished runs: delete a run's metrics.json (or its folder) to train it again. A run
+that fails with a configuration, data, checkpoint or training error writes error.txt
+(`record_failure`) and the sweep goes on; the report lists it as failed.
 
 Launchers (Hydra plugins from the `sweep` extra, `pip install -e '.[sweep]'`):
 
 - default (basic launcher): runs one after another in this process.
-- parallel local runs (joblib): `nmt-train -m hydra/launcher=joblib hydra.launcher.n_jobs=4 ...`;
-  give each run a share of the cores, e.g. `trainer.threads=2` for 4 jobs on 8 cores.
+- parallel local runs (joblib): `nmt-train -m hydra/launcher=parallel ...` (conf/hydra/launcher/
+  parallel.yaml: 4 jobs; `hydra.launcher.n_jobs=N` to change); give each run its share of the
+  cores, e.g. `trainer.threads=2` for 4 jobs on 8 cores. Plain `hydra/launcher=joblib` works too.
 - SLURM (submitit): `nmt-train -m hydra/launcher=slurm +sweep=gpu`; conf/hydra/launcher/slurm.yaml
   sets partition, time, GPUs, CPUs and memory per job; override on the command line, e.g.
   `hydra.launcher.partition=gpu hydra.launcher.timeout_min=120`. The job logs land in
   `<sweep dir>/.submitit/`. `hydra/launcher=submitit_local` runs the same jobs locally.
+  At the time limit SLURM sends SIGTERM: the trainer saves a checkpoint and marks the run
+  interrupted; re-run the sweep to continue it.
 
 Report
 ------
@@ -84,6 +92,7 @@ METRICS: list[tuple[str, str, str, int]] = [
 ]
 IGNORED_KEYS = ("seed", "resume")  # configs equal apart from these are seeds of one configuration
 FAILURE_FILE = "error.txt"
+MAX_GRID_TOKENS = 40  # target rows drawn per heatmap in the attention grid
 SKIP_DIRS = {"checkpoints", "tb", "heatmaps", ".hydra", ".submitit", "figures"}
 
 
@@ -597,6 +606,8 @@ def first_test_sources(data_cfg: Any, n: int = 3) -> list[str]:
 
 def _attention_rows(run: Run, sentences: list[str] | None, n: int, device: str):
     """(sentences, [(source tokens, target tokens, (T, S) weights) or error text]) for one run."""
+    import numpy as np
+
     from nmt.models import reduce_attention
     from nmt.translate import Translator
 
@@ -612,7 +623,11 @@ def _attention_rows(run: Run, sentences: list[str] | None, n: int, device: str):
         text = line.lower() if translator.cfg.data.lowercase else line
         src = translator.tokenizer.src_pieces(text)[: translator.max_src_len] + ["</s>"]
         tgt = translator.tokenizer.tgt_pieces_from_ids(hyp.tokens)
-        cells.append((src, tgt, reduce_attention(hyp.attention).float().numpy()))
+        weights = reduce_attention(hyp.attention).float().numpy()
+        if len(tgt) > MAX_GRID_TOKENS:  # a degenerate (looping) output: show its beginning
+            tgt = tgt[:MAX_GRID_TOKENS] + ["…"]
+            weights = np.vstack([weights[:MAX_GRID_TOKENS], np.full_like(weights[:1], np.nan)])
+        cells.append((src, tgt, weights))
     return sentences, cells
 
 
@@ -648,6 +663,10 @@ def plot_attention_grid(
 
 
 def _draw_grid(rows: list[tuple[str, list]], n: int, path: Path) -> Path:
+    import warnings
+
+    import numpy as np
+
     plt = _pyplot()
     n = max([n] + [len(c) for _, c in rows])
     widths = [
@@ -687,7 +706,7 @@ def _draw_grid(rows: list[tuple[str, list]], n: int, path: Path) -> Path:
                 src, tgt, w = item
                 T, S = w.shape
                 ax.imshow(
-                    w, cmap="viridis", vmin=0.0, vmax=max(1e-6, float(w.max())), aspect="auto"
+                    w, cmap="viridis", vmin=0.0, vmax=max(1e-6, float(np.nanmax(w))), aspect="auto"
                 )
                 ax.set_xticks(range(S), labels=list(src)[:S], rotation=90, fontsize=6)
                 ax.set_yticks(range(T), labels=list(tgt)[:T], fontsize=6)
@@ -695,7 +714,9 @@ def _draw_grid(rows: list[tuple[str, list]], n: int, path: Path) -> Path:
                 ax.set_ylabel(label, fontsize=9, fontweight="bold")
             if r == 0:
                 ax.set_title(f"test sentence {c + 1}", fontsize=9)
-    fig.tight_layout()
+    with warnings.catch_warnings():  # cells holding only a message cannot always be fitted
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -54,34 +54,39 @@ def test_launcher_configs(launcher, target):
     assert target in cfg.hydra.launcher._target_.lower()
 
 
-def _multirun(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    tiny = tiny_overrides(tmp, **{"trainer.max_steps": "8", "trainer.validate_every": "4"})
+def _multirun(tmp: Path, sweep: str = "attention=bahdanau,luong_dot", **extra: str):
+    tiny = tiny_overrides(tmp, **{"trainer.max_steps": "8", "trainer.validate_every": "4", **extra})
     keys = ",".join(o.split("=", 1)[0] for o in tiny)
     cmd = [
-        sys.executable, "-m", "nmt.train", "-m",
-        "attention=bahdanau,luong_dot", *tiny, *extra,
+        sys.executable, "-m", "nmt.train", "-m", sweep, *tiny,
         f"hydra.sweep.dir={tmp / 'multirun' / 'tiny'}",
         "hydra.sweep.subdir=${hydra.job.override_dirname}",
         f"hydra.job.config.override_dirname.exclude_keys=[resume,sweep,{keys}]",
     ]  # fmt: skip
-    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "OMP_NUM_THREADS": "2"}
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}  # failures: recorded
     proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
 
-def test_tiny_multirun_report(tmp_path):
-    _multirun(tmp_path)
-    sweep = tmp_path / "multirun" / "tiny"
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory) -> Path:
+    """One real multirun (bahdanau, luong_dot) shared by the tests below."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    _multirun(tmp)
+    return tmp
+
+
+def test_tiny_multirun_report(tiny_sweep, tmp_path):
+    sweep = tiny_sweep / "multirun" / "tiny"
     runs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert runs == ["attention=bahdanau", "attention=luong_dot"]
     # an incomplete run beside it: a copy without metrics.json
-    shutil.copytree(
-        sweep / "attention=luong_dot", tmp_path / "multirun" / "other" / "attention=local_p"
-    )
-    (tmp_path / "multirun" / "other" / "attention=local_p" / "metrics.json").unlink()
+    other = tiny_sweep / "multirun" / "other" / "attention=luong_dot"
+    shutil.copytree(sweep / "attention=luong_dot", other, ignore=shutil.ignore_patterns("*.pt"))
+    (other / "metrics.json").unlink()
 
-    result = make_report([tmp_path / "multirun"], tmp_path / "report")
+    result = make_report([tiny_sweep / "multirun"], tmp_path / "report")
     with open(tmp_path / "report" / "leaderboard.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert sorted(r["mechanism"] for r in rows if r["status"].startswith("done")) == [
@@ -111,19 +116,24 @@ def test_tiny_multirun_report(tmp_path):
         assert f"figures/{name}" in md
 
 
-@pytest.mark.skipif(
-    "finished_metrics" not in (ROOT / "nmt" / "train.py").read_text(),
-    reason="nmt/train.py does not call nmt.report.finished_metrics yet (resumable sweeps)",
-)
-def test_rerun_skips_finished_runs(tmp_path):
-    _multirun(tmp_path)
-    sweep = tmp_path / "multirun" / "tiny"
+def test_rerun_skips_finished_runs(tiny_sweep):
+    sweep = tiny_sweep / "multirun" / "tiny"
     done = sweep / "attention=bahdanau" / "metrics.json"
     before = {p: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")}
     # pretend one run was interrupted: only that one is trained (resumed) again
     done.write_text(done.read_text().replace('"interrupted": false', '"interrupted": true'))
-    _multirun(tmp_path)
+    _multirun(tiny_sweep)
     after = {p: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")}
     kept = sweep / "attention=luong_dot" / "metrics.json"
     assert after[kept] == before[kept]  # finished: skipped
     assert '"interrupted": false' in done.read_text()
+
+
+def test_failed_run_is_reported_and_the_sweep_goes_on(tmp_path):
+    # luong_location needs attention.max_src_len > data.max_len: that run fails at start-up
+    extra = {"attention.max_src_len": "8", "trainer.max_steps": "4"}
+    _multirun(tmp_path, "attention=luong_location,bahdanau", **extra)
+    result = make_report([tmp_path / "multirun"], tmp_path / "report", heatmaps=False)
+    status = {r.mechanism: r.status for r in result["runs"]}
+    assert status == {"luong_location": "failed", "bahdanau": "done"}
+    assert "attention.max_src_len" in result["unfinished"][0].detail
