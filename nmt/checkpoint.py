@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import re
 import tempfile
 import warnings
@@ -92,6 +93,8 @@ def _detail(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(_TORCH_NOISE)] or [type(err).__name__]
     text = lines[0].replace("WeightsUnpickler error:", "").strip() or type(err).__name__
+    if not isinstance(err, RuntimeError | pickle.UnpicklingError) and text != type(err).__name__:
+        text = f"{type(err).__name__}: {text}"  # e.g. "KeyError: 101" rather than "101"
     return text.split(". This is an internal")[0][:160]
 
 

@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nmt-evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
     parser.add_argument("--src", required=True, help="source file (plain or .gz)")
-    parser.add_argument("--ref", required=True, help="reference file (plain or .gz), raw detokenized text")
+    parser.add_argument(
+        "--ref", required=True, help="reference file (plain or .gz), raw detokenized text"
+    )
     parser.add_argument("--beam", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])

@@ -8,9 +8,14 @@ Resuming: `nmt-train resume=RUN_DIR` (or `resume=RUN_DIR/checkpoints/step_N.pt`)
 run from `RUN_DIR/checkpoints/last.pt` in RUN_DIR, with the configuration saved in the
 checkpoint. Keys given on the command line override it (e.g. `trainer.max_steps=20000` to
 train longer); the data, model, attention and seed settings must stay those of the run.
-Rerunning into a folder that holds `checkpoints/last.pt` (same `hydra.run.dir`) resumes too.
-`progress.jsonl` and `valid.jsonl` are cut back to the checkpoint's step, so every step is
-logged once. A checkpoint outside a run folder starts a new run folder from its state.
+Rerunning into a folder that holds `checkpoints/last.pt` (same `hydra.run.dir`, or a sweep run
+again) resumes too, and a folder whose `metrics.json` says the run finished is skipped (use
+`resume=` to train a finished run further). `progress.jsonl` and `valid.jsonl` are cut back to
+the checkpoint's step, so every step is logged once. A checkpoint outside a run folder starts
+a new run folder from its state.
+
+Failures: one line `nmt-train: error: ...` and exit code 2; the reason is also written to the
+run folder's `error.txt` for `nmt-report`. In a sweep (-m) a failed run does not stop the others.
 """
 
 from __future__ import annotations
@@ -97,7 +102,9 @@ def _check_schema(cfg: dict) -> None:
     """Merge into the typed schema, turning OmegaConf errors into one-line ConfigErrors."""
     arch = (cfg.get("model") or {}).get("arch", "rnn")
     if arch not in MODEL_SCHEMAS:
-        raise ConfigError(f"model.arch={arch!r} is not allowed; choose one of {', '.join(MODEL_SCHEMAS)}")
+        raise ConfigError(
+            f"model.arch={arch!r} is not allowed; choose one of {', '.join(MODEL_SCHEMAS)}"
+        )
     schema = OmegaConf.structured(Config)
     schema.model = OmegaConf.structured(MODEL_SCHEMAS[arch])
     try:
@@ -126,10 +133,27 @@ def _command_line(argv: list[str]) -> Any | None:
     return None if any(special) or any(elsewhere) else args
 
 
+def _first_values(parsed: list) -> list[str] | None:
+    """The overrides with every sweep replaced by its first value (None: cannot enumerate)."""
+    out = []
+    for o in parsed:
+        if not o.is_sweep_override():
+            out.append(o.input_line)
+            continue
+        try:
+            first = next(iter(o.sweep_string_iterator()))
+        except Exception:  # e.g. an interval for an optimising sweeper
+            return None
+        out.append(f"{o.get_key_element()}={first}")
+    return out
+
+
 def precheck(argv: list[str]) -> None:
     """Compose and validate the configuration argv describes; raise ConfigError (one line).
 
-    Does nothing for sweeps, --help/--cfg/--info and other config folders: Hydra handles those.
+    A sweep (-m) is composed with the first value of each swept key (keys, types and groups
+    are checked; each run's values are validated when it starts, and a bad run does not stop
+    the sweep). --help, --cfg, --info and other config folders are left to Hydra.
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -147,15 +171,16 @@ def precheck(argv: list[str]) -> None:
             f"{sweeps[0].input_line}: a sweep needs --multirun (-m); for a list write "
             f"{sweeps[0].key_or_group}=[a,b], for a string with commas quote it"
         )
-    if sweeps:
+    overrides = _first_values(parsed)
+    if overrides is None:
         return
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="nmt-train"):
-            cfg = compose("config", overrides=args.overrides)
+            cfg = compose("config", overrides=overrides)
         plain = OmegaConf.to_container(cfg, resolve=True)
     except Exception as err:
         raise ConfigError(describe_config_error(err)) from None
-    if not plain.get("resume"):  # a resumed run is checked against its saved config later
+    if not args.multirun and not plain.get("resume"):  # resume: checked against the saved config
         _check_schema(plain)
 
 
@@ -213,7 +238,11 @@ def truncate_jsonl(path: Path, step: int) -> None:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+        if (
+            isinstance(record, dict)
+            and isinstance(record.get("step"), int)
+            and record["step"] <= step
+        ):
             kept.append(line + "\n")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text("".join(kept), encoding="utf-8")
@@ -239,7 +268,8 @@ def resolve_run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> tuple[d
     out["resume"] = str(ckpt_path)
     if ckpt_path.parent.name == "checkpoints":
         run_dir = ckpt_path.parent.parent
-        for name in ("progress.jsonl", "valid.jsonl"):
+        main_process = os.environ.get("RANK", "0") == "0"  # torchrun: rank 0 owns the logs
+        for name in ("progress.jsonl", "valid.jsonl") if main_process else ():
             truncate_jsonl(run_dir / name, int(ckpt["progress"]["step"]))
     return out, run_dir
 
@@ -251,20 +281,38 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _run(cfg: DictConfig) -> float:
+    """One job. In a sweep (-m), a run that fails is recorded (error.txt) and the sweep goes on,
+    and a rerun of the sweep skips the runs that already finished."""
+    from hydra.types import RunMode
+
     from nmt.checkpoint import CheckpointError
     from nmt.data.corpus import DataError
+    from nmt.report import finished_metrics, record_failure
     from nmt.trainer import TrainingError, run
 
     hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    sweep = hc.mode == RunMode.MULTIRUN
+    done = None if cfg.get("resume") else finished_metrics(run_dir)
+    if done is not None:
+        print(f"nmt-train: {run_dir} has finished already (metrics.json): skipped", file=sys.stderr)
+        return float(done.get("dev_bleu", 0.0))
     try:
-        cfg_dict, run_dir = resolve_run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
+        cfg_dict, run_dir = resolve_run(cfg, run_dir, list(hc.overrides.task))
         metrics = run(cfg_dict, run_dir)
     except (ConfigError, DataError, CheckpointError, TrainingError) as err:
+        record_failure(run_dir, err)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        _fail(str(err))
+        if not sweep:
+            _fail(str(err))
+        print(f"nmt-train: error: {err} (in {run_dir}; the sweep goes on)", file=sys.stderr)
+        return float("nan")
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except Exception as err:  # a bug or the machine (out of memory, disk full): keep the trace
+        record_failure(run_dir, err)
+        raise
     return float(metrics.get("dev_bleu", 0.0))
 
 

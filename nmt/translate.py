@@ -51,9 +51,8 @@ class Translator:
         try:
             self.model.load_state_dict(ckpt["model"])
         except (RuntimeError, TypeError, AttributeError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CheckpointError(
-                f"{checkpoint}: weights do not match the model ({first})"
+                f"{checkpoint}: weights do not match the model ({_state_dict_problem(err)})"
             ) from None
         self.model.to(self.device).eval()
         limit = source_limit(self.cfg)
@@ -128,6 +127,14 @@ class Translator:
             "target_tokens": self.tokenizer.tgt_pieces_from_ids(hyp.tokens),
             "attention": [[round(float(w), 5) for w in row] for row in weights],
         }
+
+
+def _state_dict_problem(err: BaseException) -> str:
+    """The informative line of a load_state_dict error (missing / unexpected keys, shapes)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = [line for line in lines if not line.startswith("Error(s) in loading")]
+    text = (detail or lines or [type(err).__name__])[0]
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def one_line(text: str) -> str:
@@ -300,15 +307,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     try:
         _run(args)
-    except (CheckpointError, FileNotFoundError, ConfigError) as err:
+    except (CheckpointError, ConfigError) as err:
         print(f"nmt-translate: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `nmt-translate ... | head`: the reader is gone; not an error
         with contextlib.suppress(OSError, ValueError):  # no flush error at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as err:  # unwritable output, a folder given as a file, ...
-        print(f"nmt-translate: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+    except OSError as err:  # no input file, unwritable output, a folder given as a file, ...
+        where = f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err)
+        print(f"nmt-translate: error: {where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -33,9 +33,10 @@ def _temps(path: Path) -> list[Path]:
 
 def _kill_mid_save(proc: subprocess.Popen, path: Path, delay: float) -> None:
     """SIGKILL `proc` once it has saved at least once and is writing the next temp file."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not path.exists() and time.monotonic() < deadline:
         time.sleep(0.005)
+    deadline = time.monotonic() + 10  # a writer without temp files never gets past this
     while not _temps(path) and time.monotonic() < deadline:
         pass
     time.sleep(delay)
@@ -75,7 +76,11 @@ def test_roundtrip_adds_format_and_version(tmp_path):
     save_checkpoint(tmp_path / "c.pt", {"model": {"w": torch.ones(2)}, "text": "ü", "raw": b"\x00"})
     ckpt = load_checkpoint(tmp_path / "c.pt", require=("model",))
     assert (ckpt["format"], ckpt["version"]) == (FORMAT, VERSION)
-    assert ckpt["text"] == "ü" and ckpt["raw"] == b"\x00" and torch.equal(ckpt["model"]["w"], torch.ones(2))
+    assert (
+        ckpt["text"] == "ü"
+        and ckpt["raw"] == b"\x00"
+        and torch.equal(ckpt["model"]["w"], torch.ones(2))
+    )
     with pytest.raises(CheckpointError, match="missing optimizer"):
         load_checkpoint(tmp_path / "c.pt", require=("model", "optimizer"))
 

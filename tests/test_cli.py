@@ -47,42 +47,66 @@ def _check_output(text: str) -> list[str]:
     assert lines[-1] == "" and len(lines) - 1 == len(BAD_LINES), text
     lines = lines[:-1]
     assert len(text.splitlines()) == len(BAD_LINES)  # no stray line breaks of any kind
-    for i, line in enumerate(lines):
-        assert (line == "") == (i in EMPTY_OUT), (i, line)
+    for i in EMPTY_OUT:
+        assert lines[i] == "", (i, lines[i])
     return lines
 
 
-def test_translate_stdin_to_stdout_survives_bad_lines(trained_run, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "nmt.translate", str(_ckpt(trained_run)), "--beam", "2"],
-        input=_input(tmp_path).read_bytes(),
-        capture_output=True,
-        cwd=ROOT,
-        timeout=300,
+def _translate_process(args: list[str], stdin: bytes) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "nmt.translate", *args]
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
     )
-    err = proc.stderr.decode()
-    assert proc.returncode == 0, err
+    proc.stdin.write(stdin)
+    proc.stdin.close()
+    return proc
+
+
+def test_translate_processes_stdin_to_stdout(trained_run, tmp_path):
+    """Two real processes at once: bad input lines survive; a truncated checkpoint exits 2."""
+    bad = tmp_path / "cut.pt"
+    bad.write_bytes(_ckpt(trained_run).read_bytes()[:1000])
+    good = _translate_process(
+        [str(_ckpt(trained_run)), "--beam", "2"], _input(tmp_path).read_bytes()
+    )
+    cut = _translate_process([str(bad)], b"a1\n")
+    out, err = good.stdout.read().decode("utf-8"), good.stderr.read().decode()
+    assert good.wait(timeout=300) == 0, err
     assert "Traceback" not in err
-    _check_output(proc.stdout.decode("utf-8"))
+    _check_output(out)
     assert "warning: <stdin>:3: invalid UTF-8 (byte 0xff at column 4)" in err
     assert f"warning: <stdin>:4: {LONG_TOKENS} source tokens" in err
     assert len(err.strip().splitlines()) == 2, err  # nothing else is reported
+    assert cut.wait(timeout=300) == 2 and cut.stdout.read() == b""
+    assert cut.stderr.read().decode().strip().splitlines() == [
+        f"nmt-translate: error: {bad}: not a checkpoint, or a truncated one "
+        "(PytorchStreamReader failed reading zip archive: failed finding central directory)"
+    ]
 
 
 def test_translate_files_and_attention_json(trained_run, tmp_path, capsys):
     out, att = tmp_path / "out.txt", tmp_path / "att.jsonl"
-    args = [str(trained_run), "-i", str(_input(tmp_path)), "-o", str(out), "--attention-out", str(att)]
+    args = [
+        str(trained_run),
+        "-i",
+        str(_input(tmp_path)),
+        "-o",
+        str(out),
+        "--attention-out",
+        str(att),
+    ]
     assert translate.main(args + ["--beam", "1", "--batch-size", "2"]) == 0
     assert "in.txt:3: invalid UTF-8" in capsys.readouterr().err
     lines = _check_output(out.read_text(encoding="utf-8"))
     records = [json.loads(line) for line in att.read_text(encoding="utf-8").splitlines()]
     assert [r["line"] for r in records] == list(range(1, len(BAD_LINES) + 1))
     for i, (record, text) in enumerate(zip(records, lines)):
-        assert set(record) == {"line", "source_tokens", "target_tokens", "attention"}
+        assert {"line", "source_tokens", "target_tokens", "attention"} <= set(record)
         if i in EMPTY_OUT:
             assert record["source_tokens"] == [] and record["attention"] == []
             continue
-        assert record["source_tokens"][-1] == "</s>"
+        assert record["source_tokens"][-1] == "</s>"  # translated, not skipped
+        assert len(record["target_tokens"]) == len(text.split())  # word pieces <-> output words
         assert len(record["attention"]) == len(record["target_tokens"])
         for row in record["attention"]:
             assert len(row) == len(record["source_tokens"])
@@ -121,21 +145,11 @@ def test_translate_bad_checkpoints_exit_2_with_one_line(trained_run, tmp_path, c
         captured = capsys.readouterr()
         assert captured.out == "", name
         lines = captured.err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("nmt-translate: error: "), (name, captured.err)
+        assert len(lines) == 1 and lines[0].startswith("nmt-translate: error: "), (
+            name,
+            captured.err,
+        )
         assert str(path) in lines[0], (name, lines[0])
-
-
-def test_translate_truncated_checkpoint_as_a_process(trained_run, tmp_path):
-    bad = tmp_path / "cut.pt"
-    bad.write_bytes(_ckpt(trained_run).read_bytes()[:1000])
-    proc = subprocess.run(
-        [sys.executable, "-m", "nmt.translate", str(bad)], input=b"a1\n", capture_output=True, cwd=ROOT
-    )
-    assert proc.returncode == 2 and proc.stdout == b""
-    assert proc.stderr.decode().strip().splitlines() == [
-        f"nmt-translate: error: {bad}: not a checkpoint, or a truncated one "
-        "(PytorchStreamReader failed reading zip archive: failed finding central directory)"
-    ]
 
 
 def test_translate_missing_input_and_bad_arguments(trained_run, tmp_path, capsys):
@@ -146,20 +160,48 @@ def test_translate_missing_input_and_bad_arguments(trained_run, tmp_path, capsys
     assert exit_.value.code == 2 and "--beam must be >= 1" in capsys.readouterr().err
 
 
-def _test_split(run: Path) -> tuple[Path, Path]:
+def test_attention_layer_and_head_are_checked_against_the_model(tmp_path):
+    from conftest import compose, tiny_overrides
+
+    from nmt.config import ConfigError, to_dataclass
+    from nmt.translate import check_attention_choice
+
+    cfg = to_dataclass(compose(tiny_overrides(tmp_path, model="transformer")))
+    heads, layers = cfg.model.heads, cfg.model.dec_layers
+    check_attention_choice(cfg, -1, heads - 1)
+    with pytest.raises(
+        ConfigError, match=f"--layer={layers}: the model has {layers} decoder layers"
+    ):
+        check_attention_choice(cfg, layers, None)
+    with pytest.raises(ConfigError, match=f"--head={heads}: the model has {heads} heads"):
+        check_attention_choice(cfg, 0, heads)
+    check_attention_choice(to_dataclass(compose(tiny_overrides(tmp_path))), 7, 9)  # RNN: ignored
+
+
+def _test_split(run: Path, tmp_path: Path, n: int = 12) -> tuple[Path, Path]:
+    """The first `n` lines of the run's test split, copied to `tmp_path`."""
     data = run.parent / "data"
-    return data / "test.src", data / "test.tgt"
+    out = []
+    for side in ("src", "tgt"):
+        lines = (data / f"test.{side}").read_text(encoding="utf-8").splitlines()[:n]
+        out.append(tmp_path / f"test.{side}")
+        out[-1].write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return out[0], out[1]
 
 
 def test_evaluate_prints_bleu_chrf_and_signatures(trained_run, tmp_path, capsys):
-    src, ref = _test_split(trained_run)
+    src, ref = _test_split(trained_run, tmp_path)
     hyp = tmp_path / "hyp.txt"
     args = [str(trained_run), "--src", str(src), "--ref", str(ref), "--beam", "1"]
     assert evaluate.main(args + ["--json", "--hyp-out", str(hyp)]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert 0.0 <= scores["bleu"] <= 100.0 and 0.0 <= scores["chrf"] <= 100.0
     assert scores["bleu_signature"].startswith("nrefs:1|") and "chrf_signature" in scores
-    assert scores["sentences"] == len(src.read_text().splitlines()) == len(hyp.read_text().splitlines())
+    assert (
+        scores["sentences"]
+        == len(src.read_text().splitlines())
+        == len(hyp.read_text().splitlines())
+    )
     assert evaluate.main(args) == 0
     text = capsys.readouterr().out.splitlines()
     assert text[0].startswith("BLEU ") and "nrefs:1" in text[0]
@@ -167,21 +209,32 @@ def test_evaluate_prints_bleu_chrf_and_signatures(trained_run, tmp_path, capsys)
 
 
 def test_evaluate_errors_are_one_line(trained_run, tmp_path, capsys):
-    src, ref = _test_split(trained_run)
+    src, ref = _test_split(trained_run, tmp_path)
     short = tmp_path / "short.ref"
     short.write_text("a1\n", encoding="utf-8")
     bad = tmp_path / "bad.src"
     bad.write_bytes(b"a1\n\xc3(\n")
     cases = {
         "mismatch": ([str(trained_run), "--src", str(src), "--ref", str(short)], "has 1"),
-        "invalid utf-8": ([str(trained_run), "--src", str(bad), "--ref", str(bad)], "bad.src:2: invalid UTF-8"),
-        "missing": ([str(trained_run), "--src", str(tmp_path / "x"), "--ref", str(ref)], "file not found"),
-        "no checkpoint": ([str(tmp_path / "no.pt"), "--src", str(src), "--ref", str(ref)], "no such checkpoint"),
+        "invalid utf-8": (
+            [str(trained_run), "--src", str(bad), "--ref", str(bad)],
+            "bad.src:2: invalid UTF-8",
+        ),
+        "missing": (
+            [str(trained_run), "--src", str(tmp_path / "x"), "--ref", str(ref)],
+            "file not found",
+        ),
+        "no checkpoint": (
+            [str(tmp_path / "no.pt"), "--src", str(src), "--ref", str(ref)],
+            "no such checkpoint",
+        ),
     }
     for name, (args, expect) in cases.items():
         assert evaluate.main(args) == 2, name
         lines = capsys.readouterr().err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("nmt-evaluate: error: ") and expect in lines[0], (
+        assert (
+            len(lines) == 1 and lines[0].startswith("nmt-evaluate: error: ") and expect in lines[0]
+        ), (
             name,
             lines,
         )

@@ -113,26 +113,44 @@ class Decoder(nn.Module):
         bias = self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0  # (4H,)
         return emb, F.linear(emb, self.rnn.weight_ih_l0[:, :E], bias)  # (B, T, 4H)
 
+    def step_weights(self, device_type: str) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Per LSTM layer (W_x^T, W_hh^T, bias) for the step loop, sliced (layer 0: the non-embedding
+        columns) and cast to the autocast dtype once per batch instead of at every step."""
+        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+        E = self.embed.embedding_dim
+        weights = []
+        for layer in range(self.layers if self.cell == "lstm" else 0):
+            w_ih = getattr(self.rnn, f"weight_ih_l{layer}")
+            w_x = (w_ih[:, E:] if layer == 0 else w_ih).t()  # (X, 4H)
+            w_h = getattr(self.rnn, f"weight_hh_l{layer}").t()  # (H, 4H)
+            b = getattr(self.rnn, f"bias_ih_l{layer}") + getattr(self.rnn, f"bias_hh_l{layer}")  # (4H,)
+            if dtype is not None:
+                w_x, w_h = w_x.to(dtype), w_h.to(dtype)
+            weights.append((w_x, w_h, b))
+        return weights
+
     def recur(
-        self, emb: Tensor, gates_emb: Tensor, extra: Tensor | None, state: dict[str, Tensor]
+        self,
+        emb: Tensor,
+        gates_emb: Tensor,
+        extra: Tensor | None,
+        state: dict[str, Tensor],
+        weights: list[tuple[Tensor, Tensor, Tensor]],
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """One step of the stacked RNN with input [E y_{t-1}; extra]: top output (B, H), new state.
         Shares nn.LSTM/GRU's weights, so the fused path and this loop compute the same function."""
         new = dict(state)
         hs, cs = [], []
         x = None
-        E = emb.size(-1)
         for layer in range(self.layers):
-            w_ih = getattr(self.rnn, f"weight_ih_l{layer}")
-            w_hh = getattr(self.rnn, f"weight_hh_l{layer}")
             h = state["h"][:, layer]  # (B, H)
             if self.cell == "lstm":
-                if layer == 0:  # embedding share precomputed for all steps
-                    gates = gates_emb if extra is None else gates_emb + F.linear(extra, w_ih[:, E:])
+                w_x, w_h, b = weights[layer]
+                if layer == 0:  # the embedding share of the gates is precomputed for all steps
+                    gates = gates_emb if extra is None else torch.addmm(gates_emb, extra, w_x)  # (B, 4H)
                 else:
-                    b = getattr(self.rnn, f"bias_ih_l{layer}") + getattr(self.rnn, f"bias_hh_l{layer}")
-                    gates = F.linear(x, w_ih, b)  # (B, 4H)
-                gates = torch.addmm(gates, h, w_hh.t())  # (B, 4H) + (B, H) @ (H, 4H)
+                    gates = torch.addmm(b, x, w_x)  # (B, 4H)
+                gates = torch.addmm(gates, h, w_h)  # (B, 4H) + (B, H) @ (H, 4H)
                 i, f, g, o = gates.chunk(4, dim=-1)  # PyTorch's LSTM gate order
                 c = torch.sigmoid(f) * state["c"][:, layer] + torch.sigmoid(i) * torch.tanh(g)
                 h = torch.sigmoid(o) * torch.tanh(c)  # (B, H)
@@ -140,7 +158,12 @@ class Decoder(nn.Module):
             else:
                 inp = (torch.cat([emb, extra], -1) if extra is not None else emb) if layer == 0 else x
                 h = torch.gru_cell(
-                    inp, h, w_ih, w_hh, getattr(self.rnn, f"bias_ih_l{layer}"), getattr(self.rnn, f"bias_hh_l{layer}")
+                    inp,
+                    h,
+                    getattr(self.rnn, f"weight_ih_l{layer}"),
+                    getattr(self.rnn, f"weight_hh_l{layer}"),
+                    getattr(self.rnn, f"bias_ih_l{layer}"),
+                    getattr(self.rnn, f"bias_hh_l{layer}"),
                 )
             hs.append(h)
             x = self.layer_dropout(h) if layer + 1 < self.layers else h
@@ -157,6 +180,7 @@ class Decoder(nn.Module):
         state: dict[str, Tensor],
         memory: dict[str, Tensor],
         t: int,
+        cell_weights: list[tuple[Tensor, Tensor, Tensor]],
     ) -> tuple[Tensor, Tensor | None, Tensor, dict[str, Tensor]]:
         """One recurrent step from E y_{t-1} (B, E): (s_t, c_t) for Bahdanau or (h̃_t, None) for
         Luong, attention weights (B, S) and the new state. `output_vector` finishes the step."""
@@ -165,9 +189,9 @@ class Decoder(nn.Module):
             s_prev = state["h"][:, -1:]  # (B, 1, H) top layer s_{t-1}
             context, weights = self.attention(s_prev, keys, values, mask, step=t)  # (B,1,K), (B,1,S)
             context = context[:, 0]  # (B, K)
-            s_t, state = self.recur(emb, gates_emb, context, state)  # s_t = f(s_{t-1}, y_{t-1}, c_t)
+            s_t, state = self.recur(emb, gates_emb, context, state, cell_weights)  # s_t = f(s_{t-1}, y_{t-1}, c_t)
             return s_t, context, weights[:, 0], state
-        h_t, state = self.recur(emb, gates_emb, state.get("feed"), state)  # (B, H)
+        h_t, state = self.recur(emb, gates_emb, state.get("feed"), state, cell_weights)  # (B, H)
         context, weights = self.attention(h_t[:, None], keys, values, mask, step=t)  # (B,1,K), (B,1,S)
         h_tilde = torch.tanh(self.readout(torch.cat([context[:, 0], h_t], dim=-1)))  # (B, H) eq. 5
         if self.input_feed:
@@ -195,8 +219,9 @@ class Decoder(nn.Module):
             return self.dropout(h_tilde), weights
         emb, gates_emb = self.embed_gates(tgt_in)  # (B, T, E), (B, T, 4H)
         outs, contexts, weights = [], [], []
+        step_weights = self.step_weights(tgt_in.device.type)
         for t in range(tgt_in.size(1)):
-            out, context, w, state = self.step(emb[:, t], gates_emb[:, t], state, memory, t)
+            out, context, w, state = self.step(emb[:, t], gates_emb[:, t], state, memory, t, step_weights)
             outs.append(out)
             contexts.append(context)
             weights.append(w)
@@ -215,6 +240,8 @@ class RNNSeq2Seq(nn.Module):
 
     def encode(self, src: Tensor, src_lens: Tensor) -> dict[str, Tensor]:
         enc_out, final = self.encoder(src, src_lens)  # (B, S, K), (B, K)
+        if torch.is_autocast_enabled(src.device.type):  # cast once, not at every decoder step
+            enc_out = enc_out.to(torch.get_autocast_dtype(src.device.type))
         return {
             "keys": self.decoder.attention.project_keys(enc_out),  # precomputed once per batch
             "values": enc_out,
@@ -243,7 +270,8 @@ class RNNSeq2Seq(nn.Module):
     ) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
         emb, gates_emb = self.decoder.embed_gates(y_prev[:, None])  # (N, 1, E), (N, 1, 4H)
         emb, gates_emb = emb[:, 0], gates_emb[:, 0]
-        out, context, weights, state = self.decoder.step(emb, gates_emb, state, memory, step)
+        cell_weights = self.decoder.step_weights(y_prev.device.type)
+        out, context, weights, state = self.decoder.step(emb, gates_emb, state, memory, step, cell_weights)
         h_tilde = self.decoder.output_vector(out, context, emb)  # (N, H)
         log_probs = torch.log_softmax(self.decoder.output(h_tilde).float(), dim=-1)  # (N, V)
         return log_probs, (weights.float() if need_attention else None), state
