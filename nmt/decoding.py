@@ -183,6 +183,7 @@ def decode(
     return beam_search(model, src, src_lens, beam, length_penalty, max_len_a, max_len_b, need_attention)
 
 
+@torch.no_grad()
 def decode_corpus(
     model: nn.Module,
     sources: list,

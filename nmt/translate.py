@@ -272,7 +272,6 @@ def _run(args: argparse.Namespace) -> None:
     translator = Translator(args.checkpoint, args.device)
     check_attention_choice(translator.cfg, args.layer, args.head)
     name = args.input or "<stdin>"
-    torch.set_grad_enabled(False)
     with contextlib.ExitStack() as stack:
         src = stack.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
         out = _open_output(args.output)

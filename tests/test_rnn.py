@@ -62,6 +62,7 @@ def train_task(att: str, task: str, steps: int = 260) -> RNNSeq2Seq:
     gen = torch.Generator().manual_seed(0)
     model = model_for(att, task)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / steps)  # linear to 0
     for _ in range(steps):
         src, lens, tgt_in, tgt_out, _ = make_batch(64, task, gen)
         logits, _ = model(src, lens, tgt_in)
@@ -70,6 +71,7 @@ def train_task(att: str, task: str, steps: int = 260) -> RNNSeq2Seq:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        decay.step()
     return model.eval()
 
 
