@@ -59,6 +59,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nmt.data.text import normalize
+
 WORD_START = "\u2581"  # SentencePiece's word-boundary marker "▁"
 SPECIAL_WORDS = ("</s>",)  # pieces that are always a word of their own
 Link = tuple[int, int]  # (source word, target word), 0-based
@@ -428,14 +430,11 @@ def model_alignments(
 
 
 # --- eflomal baseline -------------------------------------------------------------------------
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)+|(?<=\w)'\w+|\w+(?:-\w+)*|\S")
-
-
 def simple_tokenize(line: str) -> str:
     """Lowercase and split off punctuation roughly like the RWTH gold text (Moses style): every
     mark is its own token except `.`/`,` inside numbers, clitics become tokens (`it's` -> `it 's`,
     `isn't` -> `isn 't`), hyphenated words stay whole."""
-    return " ".join(_TOKEN.findall(line.lower()))
+    return normalize(line, lowercase=True, tokenize_text=True)
 
 
 def eflomal_align(

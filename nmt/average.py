@@ -68,9 +68,7 @@ def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
             )
         for key, value in state.items():
             want = ref[key]
-            if torch.is_tensor(want) and (
-                not torch.is_tensor(value) or value.shape != want.shape
-            ):
+            if torch.is_tensor(want) and (not torch.is_tensor(value) or value.shape != want.shape):
                 got = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
                 raise AverageError(
                     f"{path}: {key} has shape {got}, expected {tuple(want.shape)} as in {paths[0]}"
@@ -129,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         "inputs", nargs="+", type=Path, help="checkpoint files, or one run folder with --last"
     )
     parser.add_argument(
-        "--last", type=int, default=None, metavar="N",
+        "--last",
+        type=int,
+        default=None,
+        metavar="N",
         help="average the last N RUN_DIR/checkpoints/step_*.pt (by step number)",
     )
     parser.add_argument("-o", "--output", type=Path, required=True, help="averaged checkpoint")

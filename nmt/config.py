@@ -49,6 +49,7 @@ class DataConfig:
     hub_valid_split: str = "validation"
     hub_test_split: str = "test"
     lowercase: bool = False  # lowercase all text (e.g. to match the RWTH gold alignment set)
+    tokenize: bool = False  # split off punctuation (Moses-like), as in the RWTH gold text
     max_len: int = 100  # training pairs longer than this (subword tokens) are dropped
     max_train_lines: int | None = None  # read at most this many training pairs
     # SentencePiece
@@ -199,7 +200,9 @@ def to_dataclass(cfg: DictConfig | dict) -> Config:
 
 def _choice(key: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
-        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
+        raise ConfigError(
+            f"{key}={value!r} is not allowed; choose one of {', '.join(map(str, allowed))}"
+        )
 
 
 def validate(cfg: Config) -> None:
@@ -213,7 +216,9 @@ def validate(cfg: Config) -> None:
     if d.max_len < 1:
         raise ConfigError(f"data.max_len={d.max_len} must be >= 1")
     if d.src_lang == d.tgt_lang:
-        raise ConfigError(f"data.src_lang and data.tgt_lang are both {d.src_lang!r}; they must differ")
+        raise ConfigError(
+            f"data.src_lang and data.tgt_lang are both {d.src_lang!r}; they must differ"
+        )
     _choice("attention.type", a.type, ATTENTION_TYPES)
     _choice("attention.score", a.score, LOCAL_SCORES)
     if a.type in ("local_m", "local_p") and a.window < 1:
@@ -235,7 +240,9 @@ def validate(cfg: Config) -> None:
             )
     else:
         if m.heads < 1 or m.d_model % m.heads != 0:
-            raise ConfigError(f"model.d_model={m.d_model} must be divisible by model.heads={m.heads}")
+            raise ConfigError(
+                f"model.d_model={m.d_model} must be divisible by model.heads={m.heads}"
+            )
         if m.tie_all and not d.joint_vocab:
             raise ConfigError("model.tie_all=true needs data.joint_vocab=true")
     if not 0.0 <= getattr(m, "dropout", 0.0) < 1.0:

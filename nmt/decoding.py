@@ -76,7 +76,9 @@ def greedy(
         n = row.index(EOS) if EOS in row else len(row)
         att = None
         if weights:  # (n, *E, S_b): one row per output token
-            att = torch.stack([w[b] for w in weights[: max(n, 1)]], dim=0)[:n, ..., : int(src_lens[b])]
+            att = torch.stack([w[b] for w in weights[: max(n, 1)]], dim=0)[
+                :n, ..., : int(src_lens[b])
+            ]
         hyps.append(Hypothesis(row[:n], float(scores[b]), att))
     return hyps
 
@@ -124,8 +126,10 @@ def beam_search(
         origin, token = top_idx // V, top_idx % V  # (n, 2K)
         is_eos = (token == EOS) & torch.isfinite(top_scores)
         if att is not None:
-            att_history = att.float().unsqueeze(1) if att_history is None else torch.cat(
-                [att_history, att.float().unsqueeze(1)], dim=1
+            att_history = (
+                att.float().unsqueeze(1)
+                if att_history is None
+                else torch.cat([att_history, att.float().unsqueeze(1)], dim=1)
             )  # (n*K, t+1, *E, S)
         # finished hypotheses: EOS among the first K candidates
         for i, j in (is_eos[:, :K]).nonzero().tolist():
@@ -180,7 +184,9 @@ def decode(
     """Greedy when beam == 1, else beam search."""
     if beam == 1:
         return greedy(model, src, src_lens, max_len_a, max_len_b, need_attention)
-    return beam_search(model, src, src_lens, beam, length_penalty, max_len_a, max_len_b, need_attention)
+    return beam_search(
+        model, src, src_lens, beam, length_penalty, max_len_a, max_len_b, need_attention
+    )
 
 
 @torch.no_grad()

@@ -33,8 +33,22 @@ def bleu_by_length(
     buckets = []
     for i, lo in enumerate(bounds):
         hi = bounds[i + 1] - 1 if i + 1 < len(bounds) else None
-        idx = [k for k, s in enumerate(sources) if lo <= len(s.split()) and (hi is None or len(s.split()) <= hi)]
+        idx = [
+            k
+            for k, s in enumerate(sources)
+            if lo <= len(s.split()) and (hi is None or len(s.split()) <= hi)
+        ]
         label = f"{lo}-{hi}" if hi is not None else f"{lo}+"
-        score = BLEU().corpus_score([hyps[k] for k in idx], [[refs[k] for k in idx]]).score if idx else None
-        buckets.append({"bucket": label, "sentences": len(idx), "bleu": None if score is None else round(score, 2)})
+        score = (
+            BLEU().corpus_score([hyps[k] for k in idx], [[refs[k] for k in idx]]).score
+            if idx
+            else None
+        )
+        buckets.append(
+            {
+                "bucket": label,
+                "sentences": len(idx),
+                "bleu": None if score is None else round(score, 2),
+            }
+        )
     return buckets

@@ -56,7 +56,9 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("trainer.device=cuda but no CUDA device is available; use trainer.device=cpu")
+        raise TrainingError(
+            "trainer.device=cuda but no CUDA device is available; use trainer.device=cpu"
+        )
     return torch.device(name)
 
 
@@ -262,7 +264,9 @@ class Trainer:
         }
         last = self.ckpt_dir / "last.pt"
         save_checkpoint(last, payload)
-        links = [self.ckpt_dir / f"step_{self.progress.step}.pt"] if self.cfg.trainer.keep_last else []
+        links = (
+            [self.ckpt_dir / f"step_{self.progress.step}.pt"] if self.cfg.trainer.keep_last else []
+        )
         if is_best:
             links.append(self.ckpt_dir / "best.pt")
         for target in links:
@@ -309,7 +313,9 @@ class Trainer:
         norm = (
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
             if t.clip_grad_norm > 0
-            else torch.stack([p.grad.norm() for p in self.model.parameters() if p.grad is not None]).norm()
+            else torch.stack(
+                [p.grad.norm() for p in self.model.parameters() if p.grad is not None]
+            ).norm()
         )
         value = loss.item()
         if not (math.isfinite(value) and bool(torch.isfinite(norm))):
@@ -328,7 +334,11 @@ class Trainer:
                     f"{self.progress.nonfinite_in_a_row} non-finite updates in a row at step "
                     f"{self.progress.step + 1}: try a lower trainer.lr (now {t.lr}), "
                     f"trainer.clip_grad_norm (now {t.clip_grad_norm}) or trainer.precision=fp32; "
-                    + (f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was saved yet")
+                    + (
+                        f"the last good checkpoint is {last}"
+                        if last.is_file()
+                        else "no checkpoint was saved yet"
+                    )
                 )
             return None
         self.progress.nonfinite_in_a_row = 0
@@ -348,16 +358,25 @@ class Trainer:
         )
         nll, tokens = 0.0, 0
         for idx in sampler.batches(0):
-            batch = collate([valid.src[i] for i in idx], [valid.tgt[i] for i in idx], idx).to(self.device)
+            batch = collate([valid.src[i] for i in idx], [valid.tgt[i] for i in idx], idx).to(
+                self.device
+            )
             nll += float(self.loss_on(batch, 0.0, self.model))  # rank 0 alone: no DDP collectives
             tokens += batch.n_tgt_tokens
         n = len(valid.src_text)
         if self.cfg.trainer.valid_max_sentences:
             n = min(n, self.cfg.trainer.valid_max_sentences)
         hyps = self.translate_ids([valid.src[i] for i in range(n)], self.cfg.decode.valid_beam)
-        scores = corpus_scores(self.tokenizer.decode_tgt([h.tokens for h in hyps]), valid.tgt_text[:n])
+        scores = corpus_scores(
+            self.tokenizer.decode_tgt([h.tokens for h in hyps]), valid.tgt_text[:n]
+        )
         loss = nll / max(1, tokens)
-        return {"loss": loss, "ppl": math.exp(min(loss, 50.0)), "bleu": scores["bleu"], "chrf": scores["chrf"]}
+        return {
+            "loss": loss,
+            "ppl": math.exp(min(loss, 50.0)),
+            "bleu": scores["bleu"],
+            "chrf": scores["chrf"],
+        }
 
     def translate_ids(self, sources: list, beam: int, need_attention: bool = False):
         d = self.cfg.decode
@@ -413,7 +432,9 @@ class Trainer:
             return
         from nmt.plotting import plot_heatmap
 
-        hyps = self.translate_ids([self.data.valid.src[i] for i in range(n)], 1, need_attention=True)
+        hyps = self.translate_ids(
+            [self.data.valid.src[i] for i in range(n)], 1, need_attention=True
+        )
         for i, h in enumerate(hyps):
             if h.attention is None or len(h.tokens) == 0:
                 continue
@@ -454,7 +475,9 @@ class Trainer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 handlers[sig] = signal.signal(sig, self._handle_signal)
         start_wall = time.time()
-        bar = tqdm(total=t.max_steps, initial=p.step, disable=None if self.main else True, unit="step")
+        bar = tqdm(
+            total=t.max_steps, initial=p.step, disable=None if self.main else True, unit="step"
+        )
         stop_reason, last_validated = None, p.step
         progress_log = open(self.run_dir / "progress.jsonl", "a") if self.main else None
         try:
@@ -483,7 +506,8 @@ class Trainer:
                         lr = self.optimizer.param_groups[0]["lr"]
                         bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tok_s:.0f}")
                         progress_log.write(
-                            json.dumps({"step": p.step, "epoch": p.epoch, "loss": loss, "lr": lr}) + "\n"
+                            json.dumps({"step": p.step, "epoch": p.epoch, "loss": loss, "lr": lr})
+                            + "\n"
                         )
                         progress_log.flush()
                         self.writer.add_scalar("train/loss", loss, p.step)
@@ -520,7 +544,11 @@ class Trainer:
             "attention": self.cfg.attention.type if isinstance(self.cfg.model, RNNConfig) else None,
             "params": self.params,
             "steps": p.step,
-            "epochs": round(p.epoch + p.batch_in_epoch / max(1, (self.sampler.num_batches(p.epoch) // self.world_size)), 3),
+            "epochs": round(
+                p.epoch
+                + p.batch_in_epoch / max(1, (self.sampler.num_batches(p.epoch) // self.world_size)),
+                3,
+            ),
             "dev_bleu": p.best_bleu,
             "best_step": p.best_step,
             "train_time_s": round(p.train_time, 1),
@@ -556,10 +584,14 @@ class Trainer:
     def _average(self, n: int) -> None:
         from nmt.average import average_checkpoints
 
-        numbered = sorted(self.ckpt_dir.glob("step_*.pt"), key=lambda q: int(q.stem.split("_")[1]))[-n:]
+        numbered = sorted(self.ckpt_dir.glob("step_*.pt"), key=lambda q: int(q.stem.split("_")[1]))[
+            -n:
+        ]
         if len(numbered) >= 2:
             save_checkpoint(self.ckpt_dir / "averaged.pt", average_checkpoints(numbered))
-            log.info("averaged %d checkpoints into %s", len(numbered), self.ckpt_dir / "averaged.pt")
+            log.info(
+                "averaged %d checkpoints into %s", len(numbered), self.ckpt_dir / "averaged.pt"
+            )
 
     # --- test --------------------------------------------------------------------------------
     def test(self) -> dict[str, Any]:
@@ -568,13 +600,22 @@ class Trainer:
         self.model.load_state_dict(best["model"])
         test, d = self.data.test, self.cfg.decode
         tick = time.perf_counter()
-        hyps = self.translate_ids([test.src[i] for i in range(len(test.src_text))], d.beam, need_attention=True)
+        hyps = self.translate_ids(
+            [test.src[i] for i in range(len(test.src_text))], d.beam, need_attention=True
+        )
         decode_s = time.perf_counter() - tick
         text = self.tokenizer.decode_tgt([h.tokens for h in hyps])
-        (self.run_dir / "test.hyp").write_text("".join(line + "\n" for line in text), encoding="utf-8")
+        (self.run_dir / "test.hyp").write_text(
+            "".join(line + "\n" for line in text), encoding="utf-8"
+        )
         scores = corpus_scores(text, test.tgt_text)
         self._save_test_heatmaps(hyps)
-        log.info("test: BLEU %.2f chrF %.2f (%s)", scores["bleu"], scores["chrf"], scores["bleu_signature"])
+        log.info(
+            "test: BLEU %.2f chrF %.2f (%s)",
+            scores["bleu"],
+            scores["chrf"],
+            scores["bleu_signature"],
+        )
         result = {
             "test_bleu": scores["bleu"],
             "test_chrf": scores["chrf"],
@@ -587,7 +628,12 @@ class Trainer:
         from nmt.analysis import analyse_test_run
 
         stats = analyse_test_run(
-            self.run_dir, hyps, self.tokenizer, test, bleu_by_length=result["bleu_by_length"], label=self.label
+            self.run_dir,
+            hyps,
+            self.tokenizer,
+            test,
+            bleu_by_length=result["bleu_by_length"],
+            label=self.label,
         )
         result.update(stats)
         return result
@@ -608,7 +654,13 @@ class Trainer:
                 continue
             src = self.tokenizer.src_pieces_from_ids(list(self.data.test.src[i])) + ["</s>"]
             tgt = self.tokenizer.tgt_pieces_from_ids(h.tokens)
-            plot_heatmap(reduce_attention(h.attention).numpy(), src, tgt, out / f"test_{i}.png", f"{self.label} test {i}")
+            plot_heatmap(
+                reduce_attention(h.attention).numpy(),
+                src,
+                tgt,
+                out / f"test_{i}.png",
+                f"{self.label} test {i}",
+            )
 
 
 def run(cfg_dict: dict | Any, run_dir: Path) -> dict[str, Any]:
@@ -617,9 +669,9 @@ def run(cfg_dict: dict | Any, run_dir: Path) -> dict[str, Any]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world_size > 1:
-        import torch.distributed as dist
-
         import datetime
+
+        import torch.distributed as dist
 
         backend = "nccl" if torch.cuda.is_available() and cfg.trainer.device != "cpu" else "gloo"
         if backend == "nccl":

@@ -17,10 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-import torch
-
 from nmt.checkpoint import CheckpointError, load_checkpoint
 from nmt.config import Config, ConfigError, TransformerConfig, to_dataclass
+from nmt.data.text import normalize
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding import Hypothesis, decode_corpus
 from nmt.models import build_model, reduce_attention
@@ -59,8 +58,8 @@ class Translator:
         self.max_src_len = limit if limit is not None else 4 * self.cfg.data.max_len
 
     def prepare(self, line: str) -> str:
-        """The text the model sees for one input line (lowercased if the model was trained so)."""
-        return line.lower() if self.cfg.data.lowercase else line
+        """The text the model sees for one input line (`data.lowercase` / `data.tokenize` applied)."""
+        return normalize(line, self.cfg.data.lowercase, self.cfg.data.tokenize)
 
     def translate(
         self,

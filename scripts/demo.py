@@ -47,8 +47,10 @@ def main(argv: list[str]) -> int:
     refs = (ROOT / cfg.data.root / "test.tgt").read_text(encoding="utf-8").splitlines()
     exact = sum(h.split() == r.split() for h, r in zip(hyps, refs)) / len(refs)
     heatmap = run_dir / "heatmaps" / "test_0.png"
-    print(f"\ndemo: {len(refs)} held-out sequences, exact match {exact:.1%} "
-          f"(test BLEU {metrics.get('test_bleu')}) after {metrics['steps']} steps, {time.time() - tick:.0f} s")
+    print(
+        f"\ndemo: {len(refs)} held-out sequences, exact match {exact:.1%} "
+        f"(test BLEU {metrics.get('test_bleu')}) after {metrics['steps']} steps, {time.time() - tick:.0f} s"
+    )
     print(f"demo: attention heatmap {heatmap} ({'written' if heatmap.is_file() else 'MISSING'})")
     print(f"demo: run folder {run_dir}")
     return 0 if exact >= 0.95 and heatmap.is_file() else 1

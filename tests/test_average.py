@@ -61,8 +61,17 @@ def test_errors(tmp_path):
     save_ckpt(tmp_path / "b.pt", 1.0, 10, extra_key=True)
     with pytest.raises(AverageError, match="different model keys"):
         average_checkpoints([tmp_path / "a.pt", tmp_path / "b.pt"])
-    torch.save({"model": {"w": torch.zeros(3, 2), "b": torch.zeros(3), "h": torch.zeros(2),
-                          "count": torch.tensor(1)}}, tmp_path / "c.pt")
+    torch.save(
+        {
+            "model": {
+                "w": torch.zeros(3, 2),
+                "b": torch.zeros(3),
+                "h": torch.zeros(2),
+                "count": torch.tensor(1),
+            }
+        },
+        tmp_path / "c.pt",
+    )
     with pytest.raises(AverageError, match="shape"):
         average_checkpoints([tmp_path / "a.pt", tmp_path / "c.pt"])
     with pytest.raises(AverageError, match="not found"):
@@ -89,7 +98,9 @@ def test_cli_last(tmp_path):
     save_ckpt(ckdir / "last.pt", 50.0, 1000)
     save_ckpt(ckdir / "best.pt", 50.0, 1000)
     assert [p.name for p in last_checkpoints(tmp_path / "run", 3)] == [
-        "step_10.pt", "step_100.pt", "step_1000.pt"
+        "step_10.pt",
+        "step_100.pt",
+        "step_1000.pt",
     ]
     out = tmp_path / "averaged.pt"
     assert main([str(tmp_path / "run"), "--last", "3", "-o", str(out)]) == 0

@@ -93,8 +93,12 @@ def test_learns_synthetic_task(att, task):
             near_diag += int((offset <= 1).sum())
             total += n
         # a bidirectional encoder state j-1 also carries word j, so allow +-1 for "near"
-        assert near_diag / total >= 0.95, f"{att}: {near_diag / total:.2%} of argmax within 1 of diagonal"
-        assert exact_diag / total >= 0.75, f"{att}: {exact_diag / total:.2%} of argmax on the diagonal"
+        assert near_diag / total >= 0.95, (
+            f"{att}: {near_diag / total:.2%} of argmax within 1 of diagonal"
+        )
+        assert exact_diag / total >= 0.75, (
+            f"{att}: {exact_diag / total:.2%} of argmax on the diagonal"
+        )
 
 
 def test_beam_one_equals_greedy():

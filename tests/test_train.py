@@ -62,9 +62,16 @@ def test_loss_falls(trained_run):
 @pytest.mark.parametrize(
     "extra",
     [
-        {"model": "transformer", "model.d_model": "32", "model.heads": "2", "model.ff_size": "64",
-         "model.enc_layers": "1", "model.dec_layers": "1", "trainer.schedule": "inverse_sqrt",
-         "trainer.warmup_steps": "10"},
+        {
+            "model": "transformer",
+            "model.d_model": "32",
+            "model.heads": "2",
+            "model.ff_size": "64",
+            "model.enc_layers": "1",
+            "model.dec_layers": "1",
+            "trainer.schedule": "inverse_sqrt",
+            "trainer.warmup_steps": "10",
+        },
         {"attention": "local_p", "trainer.precision": "bf16", "model.input_feed": "false"},
     ],
     ids=["transformer", "local_p-bf16-no-input-feed"],
@@ -79,8 +86,27 @@ def test_other_models_train(tmp_path, extra):
 
 def test_stop_conditions(tmp_path):
     """max_epochs and max_time end a run; max_time counts training seconds."""
-    metrics = run(compose(tiny_overrides(tmp_path, **{"trainer.max_steps": "null", "trainer.max_epochs": "1"})), tmp_path / "a")
-    assert metrics["stop_reason"] == "trainer.max_epochs=1" and metrics["epochs"] == pytest.approx(1.0)
-    metrics = run(compose(tiny_overrides(tmp_path, **{"trainer.max_steps": "null", "trainer.max_time": "0.5", "trainer.test_at_end": "false"})), tmp_path / "b")
+    metrics = run(
+        compose(
+            tiny_overrides(tmp_path, **{"trainer.max_steps": "null", "trainer.max_epochs": "1"})
+        ),
+        tmp_path / "a",
+    )
+    assert metrics["stop_reason"] == "trainer.max_epochs=1" and metrics["epochs"] == pytest.approx(
+        1.0
+    )
+    metrics = run(
+        compose(
+            tiny_overrides(
+                tmp_path,
+                **{
+                    "trainer.max_steps": "null",
+                    "trainer.max_time": "0.5",
+                    "trainer.test_at_end": "false",
+                },
+            )
+        ),
+        tmp_path / "b",
+    )
     assert metrics["stop_reason"] == "trainer.max_time=0.5s"
     assert metrics["train_time_s"] < 3.0

@@ -16,8 +16,15 @@ V = 14  # ids 4..13 are the symbols
 
 
 def tiny_cfg(**kw) -> TransformerConfig:
-    base = dict(d_model=32, heads=2, ff_size=64, enc_layers=2, dec_layers=2,
-                dropout=0.0, attention_dropout=0.0)
+    base = dict(
+        d_model=32,
+        heads=2,
+        ff_size=64,
+        enc_layers=2,
+        dec_layers=2,
+        dropout=0.0,
+        attention_dropout=0.0,
+    )
     base.update(kw)
     return TransformerConfig(**base)
 

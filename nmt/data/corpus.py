@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nmt.config import DataConfig
+from nmt.data.text import normalize
 
 Pair = tuple[list[str], list[str]]
 Chunks = Iterator[Pair]  # a split read lazily, a few thousand pairs at a time
@@ -369,8 +370,9 @@ class CorpusSource:
                     cfg.tgt_lang,
                     self._max_lines(split),
                 )
-        if cfg.lowercase:
-            src, tgt = [s.lower() for s in src], [t.lower() for t in tgt]
+        if cfg.lowercase or cfg.tokenize:
+            src = [normalize(x, cfg.lowercase, cfg.tokenize) for x in src]
+            tgt = [normalize(x, cfg.lowercase, cfg.tokenize) for x in tgt]
         return src, tgt
 
     def stream(self, split: str) -> PairStream:
@@ -406,8 +408,8 @@ class CorpusSource:
             def opener(size: int) -> Chunks:
                 return iter_hub_chunks(ds, label, cfg.src_lang, cfg.tgt_lang, size)
 
-        identity.update(max_lines=max_lines, lowercase=cfg.lowercase)
-        return PairStream(label, identity, opener, cfg.lowercase)
+        identity.update(max_lines=max_lines, lowercase=cfg.lowercase, tokenize=cfg.tokenize)
+        return PairStream(label, identity, opener, cfg.lowercase, cfg.tokenize)
 
 
 def _file_identity(path: Path) -> list:
@@ -429,9 +431,10 @@ class PairStream:
         identity: dict[str, Any],
         opener: Callable[[int], Chunks],
         lowercase: bool,
+        tokenize: bool = False,
     ) -> None:
         self.label, self.identity = label, identity
-        self._opener, self._lowercase = opener, lowercase
+        self._opener, self._lowercase, self._tokenize = opener, lowercase, tokenize
 
     def chunks(self, size: int = 10_000) -> Chunks:
         """(sources, targets) lists of at most `size` pairs, in corpus order.
@@ -441,8 +444,9 @@ class PairStream:
         n = 0
         for src, tgt in self._opener(size):
             n += len(src)
-            if self._lowercase:
-                src, tgt = [s.lower() for s in src], [t.lower() for t in tgt]
+            if self._lowercase or self._tokenize:
+                src = [normalize(x, self._lowercase, self._tokenize) for x in src]
+                tgt = [normalize(x, self._lowercase, self._tokenize) for x in tgt]
             yield src, tgt
         if n == 0:
             raise DataError(f"{self.label}: no sentence pairs (empty files or split)")

@@ -25,7 +25,9 @@ from nmt.models.attention import build_attention
 PAD = 0  # nmt.data.tokenizer.PAD
 
 
-def _rnn(cell: str, input_size: int, hidden: int, layers: int, dropout: float, bi: bool) -> nn.RNNBase:
+def _rnn(
+    cell: str, input_size: int, hidden: int, layers: int, dropout: float, bi: bool
+) -> nn.RNNBase:
     kind = nn.LSTM if cell == "lstm" else nn.GRU
     return kind(
         input_size,
@@ -43,7 +45,9 @@ class Encoder(nn.Module):
     def __init__(self, cfg: RNNConfig, vocab: int):
         super().__init__()
         self.embed = nn.Embedding(vocab, cfg.emb_size, padding_idx=PAD)
-        self.rnn = _rnn(cfg.cell, cfg.emb_size, cfg.enc_hidden, cfg.enc_layers, cfg.dropout, cfg.bidirectional)
+        self.rnn = _rnn(
+            cfg.cell, cfg.emb_size, cfg.enc_hidden, cfg.enc_layers, cfg.dropout, cfg.bidirectional
+        )
         self.dropout = nn.Dropout(cfg.dropout)
         self.bidirectional = cfg.bidirectional
         self.output_size = cfg.enc_hidden * (2 if cfg.bidirectional else 1)
@@ -72,7 +76,9 @@ class Decoder(nn.Module):
         self.embed = nn.Embedding(vocab, cfg.emb_size, padding_idx=PAD)
         self.bridge = nn.Linear(key_size, cfg.dec_hidden * cfg.dec_layers)  # s_0 = tanh(W_s h_1^<-)
         extra = key_size if self.bahdanau else (cfg.dec_hidden if self.input_feed else 0)
-        self.rnn = _rnn(cfg.cell, cfg.emb_size + extra, cfg.dec_hidden, cfg.dec_layers, cfg.dropout, False)
+        self.rnn = _rnn(
+            cfg.cell, cfg.emb_size + extra, cfg.dec_hidden, cfg.dec_layers, cfg.dropout, False
+        )
         self.attention = build_attention(att_cfg, query_size=cfg.dec_hidden, key_size=key_size)
         if self.bahdanau:
             # Bahdanau 2015, A.2.2: t_i from [s_i; c_i; E y_{i-1}] (tanh in place of maxout)
@@ -116,14 +122,20 @@ class Decoder(nn.Module):
     def step_weights(self, device_type: str) -> list[tuple[Tensor, Tensor, Tensor]]:
         """Per LSTM layer (W_x^T, W_hh^T, bias) for the step loop, sliced (layer 0: the non-embedding
         columns) and cast to the autocast dtype once per batch instead of at every step."""
-        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+        dtype = (
+            torch.get_autocast_dtype(device_type)
+            if torch.is_autocast_enabled(device_type)
+            else None
+        )
         E = self.embed.embedding_dim
         weights = []
         for layer in range(self.layers if self.cell == "lstm" else 0):
             w_ih = getattr(self.rnn, f"weight_ih_l{layer}")
             w_x = (w_ih[:, E:] if layer == 0 else w_ih).t()  # (X, 4H)
             w_h = getattr(self.rnn, f"weight_hh_l{layer}").t()  # (H, 4H)
-            b = getattr(self.rnn, f"bias_ih_l{layer}") + getattr(self.rnn, f"bias_hh_l{layer}")  # (4H,)
+            b = getattr(self.rnn, f"bias_ih_l{layer}") + getattr(
+                self.rnn, f"bias_hh_l{layer}"
+            )  # (4H,)
             if dtype is not None:
                 w_x, w_h = w_x.to(dtype), w_h.to(dtype)
             weights.append((w_x, w_h, b))
@@ -147,7 +159,9 @@ class Decoder(nn.Module):
             if self.cell == "lstm":
                 w_x, w_h, b = weights[layer]
                 if layer == 0:  # the embedding share of the gates is precomputed for all steps
-                    gates = gates_emb if extra is None else torch.addmm(gates_emb, extra, w_x)  # (B, 4H)
+                    gates = (
+                        gates_emb if extra is None else torch.addmm(gates_emb, extra, w_x)
+                    )  # (B, 4H)
                 else:
                     gates = torch.addmm(b, x, w_x)  # (B, 4H)
                 gates = torch.addmm(gates, h, w_h)  # (B, 4H) + (B, H) @ (H, 4H)
@@ -156,7 +170,9 @@ class Decoder(nn.Module):
                 h = torch.sigmoid(o) * torch.tanh(c)  # (B, H)
                 cs.append(c)
             else:
-                inp = (torch.cat([emb, extra], -1) if extra is not None else emb) if layer == 0 else x
+                inp = (
+                    (torch.cat([emb, extra], -1) if extra is not None else emb) if layer == 0 else x
+                )
                 h = torch.gru_cell(
                     inp,
                     h,
@@ -187,12 +203,18 @@ class Decoder(nn.Module):
         keys, values, mask = memory["keys"], memory["values"], memory["mask"]
         if self.bahdanau:
             s_prev = state["h"][:, -1:]  # (B, 1, H) top layer s_{t-1}
-            context, weights = self.attention(s_prev, keys, values, mask, step=t)  # (B,1,K), (B,1,S)
+            context, weights = self.attention(
+                s_prev, keys, values, mask, step=t
+            )  # (B,1,K), (B,1,S)
             context = context[:, 0]  # (B, K)
-            s_t, state = self.recur(emb, gates_emb, context, state, cell_weights)  # s_t = f(s_{t-1}, y_{t-1}, c_t)
+            s_t, state = self.recur(
+                emb, gates_emb, context, state, cell_weights
+            )  # s_t = f(s_{t-1}, y_{t-1}, c_t)
             return s_t, context, weights[:, 0], state
         h_t, state = self.recur(emb, gates_emb, state.get("feed"), state, cell_weights)  # (B, H)
-        context, weights = self.attention(h_t[:, None], keys, values, mask, step=t)  # (B,1,K), (B,1,S)
+        context, weights = self.attention(
+            h_t[:, None], keys, values, mask, step=t
+        )  # (B,1,K), (B,1,S)
         h_tilde = torch.tanh(self.readout(torch.cat([context[:, 0], h_t], dim=-1)))  # (B, H) eq. 5
         if self.input_feed:
             state["feed"] = h_tilde  # Luong 2015, sec. 3.3: h̃_t joins the next input
@@ -221,7 +243,9 @@ class Decoder(nn.Module):
         outs, contexts, weights = [], [], []
         step_weights = self.step_weights(tgt_in.device.type)
         for t in range(tgt_in.size(1)):
-            out, context, w, state = self.step(emb[:, t], gates_emb[:, t], state, memory, t, step_weights)
+            out, context, w, state = self.step(
+                emb[:, t], gates_emb[:, t], state, memory, t, step_weights
+            )
             outs.append(out)
             contexts.append(context)
             weights.append(w)
@@ -271,7 +295,9 @@ class RNNSeq2Seq(nn.Module):
         emb, gates_emb = self.decoder.embed_gates(y_prev[:, None])  # (N, 1, E), (N, 1, 4H)
         emb, gates_emb = emb[:, 0], gates_emb[:, 0]
         cell_weights = self.decoder.step_weights(y_prev.device.type)
-        out, context, weights, state = self.decoder.step(emb, gates_emb, state, memory, step, cell_weights)
+        out, context, weights, state = self.decoder.step(
+            emb, gates_emb, state, memory, step, cell_weights
+        )
         h_tilde = self.decoder.output_vector(out, context, emb)  # (N, H)
         log_probs = torch.log_softmax(self.decoder.output(h_tilde).float(), dim=-1)  # (N, V)
         return log_probs, (weights.float() if need_attention else None), state
