@@ -357,10 +357,10 @@ class Trainer:
             valid.src.lengths, valid.tgt.lengths, self.cfg.trainer.max_tokens, shuffle=False, seed=0
         )
         nll, tokens = 0.0, 0
+        limit = source_limit(self.cfg)  # dev sentences are not length-filtered like training
         for idx in sampler.batches(0):
-            batch = collate([valid.src[i] for i in idx], [valid.tgt[i] for i in idx], idx).to(
-                self.device
-            )
+            sources = [valid.src[i][:limit] for i in idx]
+            batch = collate(sources, [valid.tgt[i] for i in idx], idx).to(self.device)
             nll += float(self.loss_on(batch, 0.0, self.model))  # rank 0 alone: no DDP collectives
             tokens += batch.n_tgt_tokens
         n = len(valid.src_text)

@@ -110,3 +110,18 @@ def test_stop_conditions(tmp_path):
     )
     assert metrics["stop_reason"] == "trainer.max_time=0.5s"
     assert metrics["train_time_s"] < 3.0
+
+
+def test_location_attention_with_dev_sentences_longer_than_training(tmp_path):
+    """Dev/test keep long sentences; luong_location (fixed source positions) truncates them
+    instead of crashing at the first validation."""
+    extra = {
+        "attention": "luong_location",
+        "data.task_max_len": "12",
+        "data.max_len": "8",
+        "attention.max_src_len": "9",
+        "trainer.max_steps": "10",
+        "trainer.validate_every": "5",
+    }
+    metrics = run(compose(tiny_overrides(tmp_path, **extra)), tmp_path / "run")
+    assert metrics["steps"] == 10 and math.isfinite(metrics["test_bleu"])
