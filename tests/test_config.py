@@ -90,7 +90,9 @@ def test_config_errors_are_one_line_before_any_data_is_read(tmp_path):
     data, run = tmp_path / "data", tmp_path / "run"
     base = ["data=reverse", f"data.root={data}", f"hydra.run.dir={run}"]
     procs = {name: _train(base + CLI_CASES[name][0]) for name in AS_PROCESS}
-    full = _train(base + ["decode.beam=0"], {"HYDRA_FULL_ERROR": "1"})
+    # its own run folder: with HYDRA_FULL_ERROR=1 Hydra may start the job (and make its folder)
+    full_base = ["data=reverse", f"data.root={data}", f"hydra.run.dir={tmp_path / 'run_full'}"]
+    full = _train(full_base + ["decode.beam=0"], {"HYDRA_FULL_ERROR": "1"})
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 2, (name, err)
