@@ -132,10 +132,11 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: Config):
             opt, mode="max", factor=t.plateau_factor, patience=t.plateau_patience, min_lr=t.min_lr
         )
     if t.schedule == "inverse_sqrt":
-        w = max(1, t.warmup_steps)
+        from nmt.models.transformer import inverse_sqrt_lr
+
         # Vaswani 2017, eq. 3 (scaled to peak lr): linear warm-up then 1/sqrt(step)
         return torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min((s + 1) / w, math.sqrt(w / (s + 1)))
+            opt, lambda s: inverse_sqrt_lr(s + 1, t.warmup_steps)
         )
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
 
