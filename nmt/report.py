@@ -537,16 +537,9 @@ def plot_bleu_by_length(groups: list[Group], path: Path) -> Path | None:
         ]
         ax.plot(range(len(buckets)), ys, marker="o", label=label)
     ax.set_xticks(range(len(buckets)), labels=buckets)
-    ax.set_xlabel("source length (words)")
-    ax.set_ylabel("test BLEU")
-    ax.set_title("BLEU by sentence length")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(
+        plt, fig, ax, "source length (words)", "test BLEU", "BLEU by sentence length", path
+    )
 
 
 def plot_dev_bleu_vs_time(runs: list[Run], groups: list[Group], path: Path) -> Path | None:
@@ -574,9 +567,16 @@ def plot_dev_bleu_vs_time(runs: list[Run], groups: list[Group], path: Path) -> P
             linestyle="-" if r.status == "done" else "--",
             label=label if first else None,
         )
-    ax.set_xlabel("training time (s)")
-    ax.set_ylabel("dev BLEU")
-    ax.set_title("Dev BLEU against training time")
+    return _finish(
+        plt, fig, ax, "training time (s)", "dev BLEU", "Dev BLEU against training time", path
+    )
+
+
+def _finish(plt: Any, fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
+    """Label, grid and legend a line plot, save it as PNG and close it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()

@@ -49,15 +49,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-MECHANISMS = (
-    "bahdanau",
-    "luong_dot",
-    "luong_general",
-    "luong_concat",
-    "luong_location",
-    "local_m",
-    "local_p",
-)
+from nmt.config import ATTENTION_TYPES as MECHANISMS  # noqa: E402
+
 ALL_WORKLOADS = tuple(f"rnn_{m}" for m in MECHANISMS) + ("transformer",)
 
 # The reference workload, stated in full so that a changed preset in conf/ cannot move it.
