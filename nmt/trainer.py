@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nmt.checkpoint import load_checkpoint, save_checkpoint
@@ -29,6 +28,7 @@ from nmt.data import DataBundle, prepare_data
 from nmt.data.batching import Batch, TokenBatchSampler, collate, shard_batches
 from nmt.data.tokenizer import PAD, Tokenizer
 from nmt.decoding import decode_corpus
+from nmt.loss import linear_cross_entropy
 from nmt.metrics import bleu_by_length, corpus_scores
 from nmt.models import build_model, count_parameters, reduce_attention
 
@@ -293,15 +293,24 @@ class Trainer:
     def loss_on(
         self, batch: Batch, label_smoothing: float, model: nn.Module | None = None
     ) -> torch.Tensor:
-        """Summed token cross-entropy of a batch (float32); `model` defaults to the DDP wrapper."""
+        """Summed token cross-entropy of a batch (float32); `model` defaults to the DDP wrapper.
+
+        The output projection and the loss run on the real target positions only, fused and in
+        row chunks (`nmt.loss`), so no (B, T, V) logits tensor is built.
+        """
         with autocast(self.device, self.cfg.trainer.precision):
-            logits, _ = (model or self.ddp_model)(batch.src, batch.src_lens, batch.tgt_in)
-        return F.cross_entropy(
-            logits.float().flatten(0, 1),
-            batch.tgt_out.flatten(),
-            ignore_index=PAD,
-            label_smoothing=label_smoothing,
-            reduction="sum",
+            hidden, _ = (model or self.ddp_model)(
+                batch.src, batch.src_lens, batch.tgt_in, project=False
+            )  # (B, T, H)
+        real = batch.tgt_out != PAD  # (B, T)
+        output = self.model.output_layer
+        return linear_cross_entropy(
+            hidden[real],  # (N, H)
+            output.weight,
+            output.bias,
+            batch.tgt_out[real],  # (N,)
+            label_smoothing,
+            dtype=torch.bfloat16 if self.cfg.trainer.precision == "bf16" else hidden.dtype,
         )
 
     def train_step(self, batch: Batch) -> float | None:

@@ -21,6 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.config import AttentionConfig, RNNConfig
 from nmt.models.attention import build_attention
+from nmt.models.dropout import Dropout
 
 PAD = 0  # nmt.data.tokenizer.PAD
 
@@ -48,7 +49,7 @@ class Encoder(nn.Module):
         self.rnn = _rnn(
             cfg.cell, cfg.emb_size, cfg.enc_hidden, cfg.enc_layers, cfg.dropout, cfg.bidirectional
         )
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.bidirectional = cfg.bidirectional
         self.output_size = cfg.enc_hidden * (2 if cfg.bidirectional else 1)
 
@@ -86,8 +87,8 @@ class Decoder(nn.Module):
         else:
             # Luong 2015, eq. 5: h̃_t = tanh(W_c [c_t; h_t])
             self.readout = nn.Linear(key_size + cfg.dec_hidden, cfg.dec_hidden, bias=False)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.layer_dropout = nn.Dropout(cfg.dropout if cfg.dec_layers > 1 else 0.0)  # as nn.LSTM's
+        self.dropout = Dropout(cfg.dropout)
+        self.layer_dropout = Dropout(cfg.dropout if cfg.dec_layers > 1 else 0.0)  # as nn.LSTM's
         self.output = nn.Linear(cfg.dec_hidden, vocab)  # Luong 2015, eq. 6: softmax(W_s h̃_t)
         if cfg.tie_embeddings:
             self.output.weight = self.embed.weight
@@ -276,13 +277,24 @@ class RNNSeq2Seq(nn.Module):
     def init_state(self, memory: dict[str, Tensor]) -> dict[str, Tensor]:
         return self.decoder.init_state(memory["final"])
 
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The output projection to vocabulary logits (Luong eq. 6's W_s)."""
+        return self.decoder.output
+
     def forward(
-        self, src: Tensor, src_lens: Tensor, tgt_in: Tensor, return_attention: bool = False
+        self,
+        src: Tensor,
+        src_lens: Tensor,
+        tgt_in: Tensor,
+        return_attention: bool = False,
+        project: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
         memory = self.encode(src, src_lens)
         h_tilde, weights = self.decoder(tgt_in, self.init_state(memory), memory)  # (B,T,H), (B,T,S)
-        logits = self.decoder.output(h_tilde)  # (B, T, V): one projection for all steps
-        return logits, (weights if return_attention else None)
+        # logits (B, T, V), one projection for all steps; or the vectors it reads (B, T, H)
+        out = self.decoder.output(h_tilde) if project else h_tilde
+        return out, (weights if return_attention else None)
 
     def decode_step(
         self,

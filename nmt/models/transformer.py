@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.config import TransformerConfig
+from nmt.models import dropout as drop
 
 # Padding id, as in nmt.data.tokenizer (PAD=0, UNK=1, BOS=2, EOS=3); kept local so the model
 # does not depend on the data package.
@@ -120,7 +121,8 @@ class MultiHeadAttention(nn.Module):
         k, v = k.to(q.dtype), v.to(q.dtype)  # caches may be fp32 while autocast runs in bf16
         p = self.attention_dropout if self.training else 0.0
         weights: Tensor | None = None
-        if need_weights:
+        # SDPA's CPU dropout draws a Bernoulli sample per weight (slow): use nmt's dropout there
+        if need_weights or (p > 0.0 and q.device.type == "cpu"):
             scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(self.head_dim)  # (B, h, T, S)
             if is_causal:  # position t sees keys 0..t (square, as in SDPA's is_causal)
                 T, S = scores.shape[-2:]
@@ -128,8 +130,9 @@ class MultiHeadAttention(nn.Module):
                 scores = scores.masked_fill(~causal, float("-inf"))
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
-            weights = scores.softmax(dim=-1)  # (B, h, T, S) float32
-            out = F.dropout(weights, p, self.training).to(v.dtype) @ v  # (B, h, T, dh)
+            probs = scores.softmax(dim=-1)  # (B, h, T, S) float32
+            weights = probs if need_weights else None
+            out = drop.dropout(probs, p, self.training).to(v.dtype) @ v  # (B, h, T, dh)
         else:
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal
@@ -146,7 +149,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(d_model, ff_size)
         self.fc2 = nn.Linear(ff_size, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = drop.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.dropout(F.relu(self.fc1(x))))  # (B, T, D)
@@ -162,7 +165,7 @@ class EncoderLayer(nn.Module):
         self.ff = FeedForward(cfg.d_model, cfg.ff_size, cfg.dropout)
         self.norm1 = nn.LayerNorm(cfg.d_model)
         self.norm2 = nn.LayerNorm(cfg.d_model)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = drop.Dropout(cfg.dropout)
 
     def _self_attention(self, x: Tensor, key_mask: Tensor) -> Tensor:
         q = self.self_attn.query(x)  # (B, h, S, dh)
@@ -191,7 +194,7 @@ class DecoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(cfg.d_model)
         self.norm2 = nn.LayerNorm(cfg.d_model)
         self.norm3 = nn.LayerNorm(cfg.d_model)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = drop.Dropout(cfg.dropout)
 
     def forward(
         self,
@@ -260,7 +263,7 @@ class Transformer(nn.Module):
             self.tgt_embed if cfg.tie_all else nn.Embedding(src_vocab, cfg.d_model, padding_idx=PAD)
         )
         self.positions = PositionalEncoding(cfg.d_model, cfg.max_positions)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = drop.Dropout(cfg.dropout)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
         # pre-norm stacks end with a LayerNorm; post-norm layers already end normalised
@@ -341,12 +344,19 @@ class Transformer(nn.Module):
         src_lens: Tensor,
         tgt_in: Tensor,
         return_attention: bool = False,
+        project: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: src (B, S), src_lens (B,), tgt_in (B, T) (BOS y1 .. y_{T-1})
-        -> logits (B, T, V) and, if asked, cross-attention weights (B, T, L, h, S) float32."""
+        -> logits (B, T, V) (or, with project=False, the final decoder states (B, T, D)) and,
+        if asked, cross-attention weights (B, T, L, h, S) float32."""
         memory = self.encode(src, src_lens)
         x, attention, _ = self._decode(tgt_in, 0, memory, None, return_attention)
-        return self.generator(x), attention  # (B, T, V)
+        return (self.generator(x) if project else x), attention
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The output projection to vocabulary logits (tied to the target embeddings if asked)."""
+        return self.generator
 
     def init_state(self, memory: dict[str, Tensor]) -> dict[str, Tensor]:
         """Empty self-attention caches "k{i}", "v{i}" (B, h, 0, dh) per decoder layer."""
