@@ -156,10 +156,13 @@ def beam_search(
             scores = scores.index_select(0, keep_groups)
             rows, y = rows.view(n, K)[keep_groups].view(-1), y.view(n, K)[keep_groups].view(-1)
             active = [active[i] for i in still]
+            # the K rows of a sentence share one source memory: reorder it only when sentences leave
+            group_rows = (keep_groups[:, None] * K + torch.arange(K, device=device)).view(-1)
+            memory = _select(memory, group_rows)
         history = torch.cat([history.index_select(0, rows), y[:, None]], dim=1)
         if att_history is not None:
             att_history = att_history.index_select(0, rows)
-        memory, state = _select(memory, rows), _select(state, rows)
+        state = _select(state, rows)
         if not active:
             break
     best = []

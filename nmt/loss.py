@@ -23,22 +23,33 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, target, eps: float, chunk: int, dtype):
         # hidden (N, H); weight (V, H); bias (V,) or None; target (N,)
-        N, V = hidden.size(0), weight.size(0)
-        needs_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        (N, H), V = hidden.shape, weight.size(0)
+        needs_grad = any(ctx.needs_input_grad[:3])
         w = weight.to(dtype)  # (V, H)
         h = hidden.to(dtype)  # (N, H)
-        b = None if bias is None else bias.to(dtype)
+        b = None if bias is None else bias.float()  # (V,)
+        mixed = dtype != torch.float32
+        # Buffers reused by every chunk: a fresh multi-MB tensor per chunk costs page faults.
+        n = min(chunk, N)
+        z_buf = hidden.new_empty(n, V, dtype=torch.float32)  # logits, then gradients
+        low_buf = hidden.new_empty(n, V, dtype=dtype) if mixed else None  # the same in `dtype`
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        grad_h = torch.empty_like(hidden) if needs_grad else None
-        grad_w = (
-            torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
-            if needs_grad
-            else None
-        )
-        grad_b = None if bias is None or not needs_grad else torch.zeros(V, device=bias.device)
+        if needs_grad:
+            grad_h = hidden.new_empty(N, H, dtype=dtype)
+            grad_w = torch.zeros(V, H, dtype=torch.float32, device=weight.device)
+            grad_w_part = weight.new_empty(V, H, dtype=dtype) if mixed else None
+            grad_b = None if bias is None else torch.zeros(V, device=bias.device)
         for i in range(0, N, chunk):
             x, y = h[i : i + chunk], target[i : i + chunk]  # (n, H), (n,)
-            z = F.linear(x, w, b).float()  # (n, V) logits
+            n = x.size(0)
+            z = z_buf[:n]  # (n, V) float32
+            if mixed:
+                torch.mm(x, w.t(), out=low_buf[:n])  # (n, V) logits in `dtype`
+                z.copy_(low_buf[:n])
+            else:
+                torch.mm(x, w.t(), out=z)
+            if b is not None:
+                z.add_(b)
             z_y = z.gather(1, y[:, None]).squeeze(1)  # (n,)
             z_mean = z.mean(-1)  # (n,)
             m = z.amax(-1, keepdim=True)  # (n, 1)
@@ -49,14 +60,18 @@ class _LinearCrossEntropy(torch.autograd.Function):
             if not needs_grad:
                 continue
             g = e.div_(s).sub_(eps / V)  # (n, V) softmax(z) - eps / V
-            g.scatter_add_(1, y[:, None], g.new_full((y.numel(), 1), -(1.0 - eps)))  # - (1-eps) 1_y
-            gd = g.to(dtype)
-            grad_h[i : i + chunk] = gd @ w  # (n, H)
-            grad_w += gd.t() @ x  # (V, H)
+            g.scatter_add_(1, y[:, None], g.new_full((n, 1), -(1.0 - eps)))  # - (1-eps) 1_y
             if grad_b is not None:
                 grad_b += g.sum(0)
+            if mixed:
+                g = low_buf[:n].copy_(g)
+                torch.mm(g, w, out=grad_h[i : i + n])  # (n, H)
+                grad_w += torch.mm(g.t(), x, out=grad_w_part)  # (V, H)
+            else:
+                torch.mm(g, w, out=grad_h[i : i + n])
+                grad_w.addmm_(g.t(), x)
         if needs_grad:
-            ctx.save_for_backward(grad_h, grad_w, grad_b)
+            ctx.save_for_backward(grad_h.to(hidden.dtype), grad_w, grad_b)
         return total
 
     @staticmethod

@@ -318,8 +318,18 @@ class Trainer:
         t = self.cfg.trainer
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_on(batch, t.label_smoothing) / max(1, batch.n_tgt_tokens)
-        loss.backward()
+        tokens = max(1, batch.n_tgt_tokens)
+        if self.world_size > 1:
+            # Normalise by the global batch's tokens: DDP averages the ranks' gradients, so
+            # world_size / global_tokens makes that average the gradient of the global token mean.
+            n = torch.tensor([float(tokens)], device=self._comm_device())
+            torch.distributed.all_reduce(n)
+            scale = self.world_size / n.item()
+        else:
+            scale = 1.0 / tokens
+        loss_sum = self.loss_on(batch, t.label_smoothing)
+        (loss_sum * scale).backward()
+        loss = loss_sum.detach() / tokens  # this rank's per-token loss, for logging
         norm = (
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
             if t.clip_grad_norm > 0

@@ -21,7 +21,7 @@ tokenizer training on a sample, encoding, memory-mapped ids) on Multi30k repeate
 100x (29k, 290k, 2.9M lines), each size in a fresh child process: lines/s and peak RSS.
 
     python scripts/bench.py                                   # everything, writes bench.json
-    python scripts/bench.py --workloads rnn_bahdanau,transformer --steps 50 --precision bf16
+    python scripts/bench.py --workloads rnn_bahdanau,transformer --steps 50 --precision fp32
     python scripts/bench.py --preprocess                      # preprocessing only
     python scripts/bench.py --decode-ckpt transformer=outputs/RUN   # decode a trained model
 
@@ -124,6 +124,15 @@ def cpu_flags() -> list[str]:
     except OSError:
         pass
     return []
+
+
+def auto_precision(device: str) -> str:
+    """bf16 where matmuls have native bf16 support (AVX512-BF16 or AMX on CPU, a CUDA GPU)."""
+    import torch
+
+    if device in ("cuda", "auto") and torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if {"avx512_bf16", "amx_bf16"} & set(cpu_flags()) else "fp32"
 
 
 def git_state() -> dict[str, Any]:
@@ -724,7 +733,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--steps", type=int, default=30, help="timed training steps per workload")
     p.add_argument("--warmup", type=int, default=5, help="untimed training steps first")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "auto"),
+        default="auto",
+        help="auto: bf16 where the CPU has AVX512-BF16/AMX (or on a CUDA GPU), else fp32",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     p.add_argument("--seed", type=int, default=1)
@@ -793,6 +807,8 @@ def main(argv: list[str]) -> int:
         return 0
 
     names = [] if args.preprocess else [n.strip() for n in args.workloads.split(",") if n.strip()]
+    if args.precision == "auto":
+        args.precision = auto_precision(args.device)
     for name in names:
         workload_overrides(name, args)  # unknown names fail now
     own_work = args.work is None

@@ -119,7 +119,10 @@ def test_tiny_bench_run_writes_json(tmp_path):
         assert r[key] > 0, key
     assert r["decode_sents"] == 4 and r["steps"] == 2 and r["threads"] == 1
     m = report["meta"]
-    assert m["torch"] == torch.__version__ and m["cpu"] and m["precision"] == "fp32"
+    assert m["torch"] == torch.__version__ and m["cpu"]
+    # --precision auto: bf16 exactly where the CPU has native bf16 matmuls
+    bf16_cpu = bool({"avx512_bf16", "amx_bf16"} & set(m["cpu_flags"]))
+    assert m["precision"] == r["precision"] == ("bf16" if bf16_cpu else "fp32")
     assert set(m["matmul_peak_flops"]) == {"fp32", "bf16"}
     sizes = report["preprocess"]["sizes"]
     assert [s["lines"] for s in sizes] == [160, 480] and all(s["peak_rss_mb"] > 0 for s in sizes)

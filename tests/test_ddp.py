@@ -87,8 +87,8 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
 
 def test_ddp_matches_single_process(tmp_path):
     """2 gloo ranks: identical parameters on both, and the same losses and parameters as one
-    process that takes the same global batches (mean of the per-rank token-mean losses, which
-    is what DDP's gradient averaging computes with the trainer's per-batch normalisation)."""
+    process that takes the same global batches (the token mean over the global batch: each rank
+    scales its summed loss by world_size / global tokens before DDP averages the gradients)."""
     import torch.multiprocessing as mp
 
     from nmt.config import to_dataclass
@@ -114,8 +114,9 @@ def test_ddp_matches_single_process(tmp_path):
             ref.model.train()
             ref.optimizer.zero_grad(set_to_none=True)
             batches = [_collate(ref, shards[r][step]) for r in range(WORLD)]
-            per_rank = [ref.loss_on(b, t.label_smoothing) / b.n_tgt_tokens for b in batches]
-            (sum(per_rank) / WORLD).backward()  # DDP: average of the ranks' gradients
+            sums = [ref.loss_on(b, t.label_smoothing) for b in batches]
+            per_rank = [s / b.n_tgt_tokens for s, b in zip(sums, batches)]
+            (sum(sums) / sum(b.n_tgt_tokens for b in batches)).backward()  # global token mean
             torch.nn.utils.clip_grad_norm_(ref.model.parameters(), t.clip_grad_norm)
             ref.optimizer.step()
             if t.schedule != "plateau":
