@@ -15,7 +15,6 @@ distribution is q = (1 - eps) one_hot(y) + eps / V, so per row
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
