@@ -121,8 +121,10 @@ class MultiHeadAttention(nn.Module):
         k, v = k.to(q.dtype), v.to(q.dtype)  # caches may be fp32 while autocast runs in bf16
         p = self.attention_dropout if self.training else 0.0
         weights: Tensor | None = None
-        # SDPA's CPU dropout draws a Bernoulli sample per weight (slow): use nmt's dropout there
-        if need_weights or (p > 0.0 and q.device.type == "cpu"):
+        # On CPU, SDPA's dropout draws a Bernoulli sample per weight and its flash kernel costs
+        # ~1 ms per call for a single query: use two small matmuls there (training, decoding)
+        cpu = q.device.type == "cpu"
+        if need_weights or (cpu and (p > 0.0 or q.size(-2) == 1)):
             scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(self.head_dim)  # (B, h, T, S)
             if is_causal:  # position t sees keys 0..t (square, as in SDPA's is_causal)
                 T, S = scores.shape[-2:]
