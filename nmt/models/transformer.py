@@ -5,9 +5,10 @@ Readable, nanoGPT-style: small modules, one line of shapes at every reshape and 
     B batch, S source length, T target length, D d_model, h heads, dh = D / h, L decoder layers
 
 Implements the model interface of `nmt.models` (forward / encode / init_state / decode_step).
-Training uses `F.scaled_dot_product_attention` (fused, no weights materialised); attention
-weights are computed explicitly only when asked for (`return_attention` / `need_attention`),
-and then only for cross-attention.
+Attention uses `F.scaled_dot_product_attention` (fused, no weights materialised) except where
+two plain matmuls are cheaper or weights are needed: on CPU with attention dropout or a single
+query (a decoding step), and when weights are asked for (`return_attention` /
+`need_attention`, cross-attention only).
 
 Incremental decoding keeps, per decoder layer, the self-attention keys/values of the prefix in
 `state` ("k{i}", "v{i}": (N, h, t, dh), growing along dim 2) and the cross-attention
