@@ -135,7 +135,9 @@ class TrainerConfig:
     patience: int | None = 10  # validations without dev BLEU improvement before stopping
     keep_last: int = 3  # numbered checkpoints kept beside last.pt / best.pt
     nan_tolerance: int = 5  # consecutive non-finite steps before the run stops
-    precision: str = "fp32"  # fp32 | bf16
+    precision: str = (
+        "auto"  # auto (bf16 where the hardware has it natively, else fp32) | fp32 | bf16
+    )
     threads: int | None = None  # torch intra-op threads; None = torch default
     device: str = "auto"  # auto | cpu | cuda
     log_every: int = 50
@@ -249,7 +251,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.dropout={m.dropout} must be in [0, 1)")
     _choice("trainer.optimizer", t.optimizer, ("adam", "adamw"))
     _choice("trainer.schedule", t.schedule, ("plateau", "inverse_sqrt", "constant"))
-    _choice("trainer.precision", t.precision, ("fp32", "bf16"))
+    _choice("trainer.precision", t.precision, ("auto", "fp32", "bf16"))
     _choice("trainer.device", t.device, ("auto", "cpu", "cuda"))
     if t.lr <= 0:
         raise ConfigError(f"trainer.lr={t.lr} must be > 0")

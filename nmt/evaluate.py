@@ -11,7 +11,7 @@ from nmt.checkpoint import CheckpointError
 from nmt.config import ConfigError
 from nmt.data.corpus import DataError, read_lines
 from nmt.metrics import bleu_by_length, corpus_scores
-from nmt.translate import Translator
+from nmt.translate import Translator, add_decode_arguments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,14 +22,13 @@ def main(argv: list[str] | None = None) -> int:
         "--ref", required=True, help="reference file (plain or .gz), raw detokenized text"
     )
     parser.add_argument("--beam", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    add_decode_arguments(parser)
     parser.add_argument("--hyp-out", help="also write the hypotheses here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.beam is not None and args.beam < 1:
         parser.error(f"--beam must be >= 1, got {args.beam}")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     try:
         src, ref = read_lines(args.src), read_lines(args.ref)
@@ -37,9 +36,11 @@ def main(argv: list[str] | None = None) -> int:
             raise DataError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}")
         if not src:
             raise DataError(f"{args.src}: no sentences to evaluate (empty file)")
-        translator = Translator(args.checkpoint, args.device)
+        translator = Translator(args.checkpoint, args.device, args.precision)
         tick = time.perf_counter()
-        hyps, _ = translator.translate(src, args.beam, args.batch_size)
+        hyps, _ = translator.translate(
+            src, args.beam, args.batch_size, length_penalty=args.length_penalty
+        )
         seconds = time.perf_counter() - tick
     except (CheckpointError, DataError, ConfigError) as err:
         print(f"nmt-evaluate: error: {err}", file=sys.stderr)

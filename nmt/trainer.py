@@ -12,13 +12,11 @@ import json
 import logging
 import math
 import os
-import random
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -30,7 +28,15 @@ from nmt.data.tokenizer import PAD, Tokenizer
 from nmt.decoding import decode_corpus
 from nmt.loss import linear_cross_entropy
 from nmt.metrics import bleu_by_length, corpus_scores
-from nmt.models import build_model, count_parameters, reduce_attention
+from nmt.models import build_model, count_parameters, reduce_attention, source_limit
+from nmt.runtime import (
+    autocast,
+    pick_device,
+    resolve_precision,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 log = logging.getLogger("nmt")
 
@@ -43,61 +49,6 @@ class TrainingError(RuntimeError):
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     """Plain-data config for checkpoints (weights_only-safe)."""
     return dataclasses.asdict(cfg)
-
-
-def source_limit(cfg: Config) -> int | None:
-    """Longest source (tokens, without EOS) the model accepts; longer input is truncated."""
-    if isinstance(cfg.model, RNNConfig):
-        return cfg.attention.max_src_len - 1 if cfg.attention.type == "luong_location" else None
-    return cfg.model.max_positions - 1
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(
-            "trainer.device=cuda but no CUDA device is available; use trainer.device=cpu"
-        )
-    return torch.device(name)
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast on CPU (AVX512-BF16) or CUDA; a no-op for fp32."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(_to_tuple(state["python"]))
-    kind, keys, *rest = state["numpy"]
-    np.random.set_state((kind, keys.numpy(), *rest))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _to_tuple(x):
-    return tuple(_to_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def setup_logging(run_dir: Path, main_process: bool = True) -> None:
@@ -175,6 +126,7 @@ class Trainer:
         if world_size > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(self.device)
+        self.precision = resolve_precision(t.precision, self.device, "trainer.precision")
         seed_everything(cfg.seed)
 
         resume_ckpt = self._find_resume()
@@ -224,7 +176,7 @@ class Trainer:
             f"{self.params:,}",
             self.device,
             torch.get_num_threads(),
-            t.precision,
+            self.precision.name,
         )
 
     # --- resume ------------------------------------------------------------------------------
@@ -298,7 +250,7 @@ class Trainer:
         The output projection and the loss run on the real target positions only, fused and in
         row chunks (`nmt.loss`), so no (B, T, V) logits tensor is built.
         """
-        with autocast(self.device, self.cfg.trainer.precision):
+        with autocast(self.device, self.precision):
             hidden, _ = (model or self.ddp_model)(
                 batch.src, batch.src_lens, batch.tgt_in, project=False
             )  # (B, T, H)
@@ -310,7 +262,7 @@ class Trainer:
             output.bias,
             batch.tgt_out[real],  # (N,)
             label_smoothing,
-            dtype=torch.bfloat16 if self.cfg.trainer.precision == "bf16" else hidden.dtype,
+            dtype=self.precision.dtype if self.precision.name == "bf16" else hidden.dtype,
         )
 
     def train_step(self, batch: Batch) -> float | None:
@@ -401,7 +353,7 @@ class Trainer:
     def translate_ids(self, sources: list, beam: int, need_attention: bool = False):
         d = self.cfg.decode
         self.model.eval()
-        with autocast(self.device, self.cfg.trainer.precision):
+        with autocast(self.device, self.precision):
             return decode_corpus(
                 self.model,
                 sources,
@@ -578,7 +530,7 @@ class Trainer:
             "interrupted": interrupted,
             "device": str(self.device),
             "threads": torch.get_num_threads(),
-            "precision": t.precision,
+            **self.precision.record(),
         }
         if self.main and not interrupted and t.test_at_end:
             metrics.update(self.test())

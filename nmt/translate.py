@@ -22,8 +22,8 @@ from nmt.config import Config, ConfigError, TransformerConfig, to_dataclass
 from nmt.data.text import normalize
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding import Hypothesis, decode_corpus
-from nmt.models import build_model, reduce_attention
-from nmt.trainer import autocast, pick_device, source_limit
+from nmt.models import build_model, reduce_attention, source_limit
+from nmt.runtime import autocast, pick_device, resolve_precision
 
 
 class Translator:
@@ -39,8 +39,11 @@ class Translator:
             raise CheckpointError(
                 f"{checkpoint}: incompatible checkpoint contents ({first})"
             ) from None
-        self.device = pick_device(device)
-        self.precision = precision or self.cfg.trainer.precision
+        self.device = pick_device(device, "--device")
+        # the checkpoint's trainer.precision unless overridden; `auto` decides from the hardware
+        self.precision = resolve_precision(
+            precision or self.cfg.trainer.precision, self.device, "--precision"
+        )
         self.model = build_model(
             self.cfg.model,
             self.cfg.attention,
@@ -231,9 +234,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--beam", type=int, default=None, help="beam size (default: the checkpoint's decode.beam)"
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
-    parser.add_argument("--length-penalty", type=float, default=None)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    add_decode_arguments(parser)
     parser.add_argument(
         "--attention-out", help="write attention weights as JSON lines to this file"
     )
@@ -242,6 +243,31 @@ def _parser() -> argparse.ArgumentParser:
         "--head", type=int, default=None, help="Transformer: one head (default: average)"
     )
     return parser
+
+
+def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
+    """--batch-size, --length-penalty, --device, --precision: shared by nmt-translate and
+    nmt-evaluate; decode settings default to the checkpoint's."""
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="sentences per batch (default: the checkpoint's decode.batch_size)",
+    )
+    parser.add_argument(
+        "--length-penalty",
+        type=float,
+        default=None,
+        help="default: the checkpoint's decode.length_penalty",
+    )
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    parser.add_argument(
+        "--precision",
+        default=None,
+        choices=["auto", "fp32", "bf16"],
+        help="default: the checkpoint's trainer.precision; auto = bf16 where the hardware has "
+        "native bf16 (AVX512-BF16/AMX, a bf16 GPU), else fp32",
+    )
 
 
 def check_attention_choice(cfg: Config, layer: int, head: int | None) -> None:
@@ -268,7 +294,7 @@ def _open_output(path: str | None) -> TextIO:
 def _run(args: argparse.Namespace) -> None:
     if args.input and not Path(args.input).is_file():
         raise FileNotFoundError(f"{args.input}: no such input file")
-    translator = Translator(args.checkpoint, args.device)
+    translator = Translator(args.checkpoint, args.device, args.precision)
     check_attention_choice(translator.cfg, args.layer, args.head)
     name = args.input or "<stdin>"
     with contextlib.ExitStack() as stack:
@@ -287,7 +313,7 @@ def _run(args: argparse.Namespace) -> None:
             lines,
             out,
             args.beam,
-            args.batch_size,
+            args.batch_size or translator.cfg.decode.batch_size,
             att,
             args.layer,
             args.head,
@@ -301,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.beam is not None and args.beam < 1:
         parser.error(f"--beam must be >= 1, got {args.beam}")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     try:
         _run(args)

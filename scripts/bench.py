@@ -115,24 +115,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
-    except OSError:
-        pass
-    return []
-
-
 def auto_precision(device: str) -> str:
-    """bf16 where matmuls have native bf16 support (AVX512-BF16 or AMX on CPU, a CUDA GPU)."""
+    """The precision `auto` means here: the one rule of `nmt.runtime.resolve_precision`."""
     import torch
 
-    if device in ("cuda", "auto") and torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if {"avx512_bf16", "amx_bf16"} & set(cpu_flags()) else "fp32"
+    from nmt.runtime import resolve_precision
+
+    dev = "cuda" if device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
+    return resolve_precision("auto", torch.device(dev), "--precision").name
 
 
 def git_state() -> dict[str, Any]:
@@ -434,8 +424,8 @@ def _decode_model(args: argparse.Namespace, trainer: Any, name: str):
     from nmt.config import to_dataclass
     from nmt.data import Tokenizer, encode_sources
     from nmt.decoding import decode_corpus
-    from nmt.models import build_model
-    from nmt.trainer import autocast, source_limit
+    from nmt.models import build_model, source_limit
+    from nmt.runtime import autocast
 
     path = Path(ckpts[name])
     path = path / "checkpoints" / "best.pt" if path.is_dir() else path
@@ -583,6 +573,8 @@ def forwarded(args: argparse.Namespace) -> list[str]:
 def meta(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
+    from nmt.runtime import cpu_capability, cpu_flags
+
     return {
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -591,7 +583,8 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
         "device": args.device,
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "cpu_flags": cpu_flags(),
+        "cpu_flags": list(cpu_flags()),
+        "cpu_capability": cpu_capability(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "host": platform.node(),
         "git": git_state(),

@@ -1,4 +1,5 @@
-"""End to end: a tiny run writes the whole run folder; the loss falls; Transformer and bf16 train."""
+"""End to end: a tiny run writes the whole run folder; the loss falls; Transformer and bf16 train
+(bf16 on any CPU: emulated where it is not native, see test_runtime)."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def test_loss_falls(trained_run):
         },
         {"attention": "local_p", "trainer.precision": "bf16", "model.input_feed": "false"},
     ],
-    ids=["transformer", "local_p-bf16-no-input-feed"],
+    ids=["transformer", "local_p-bf16-no-input-feed"],  # bf16 emulated where not native
 )
 def test_other_models_train(tmp_path, extra):
     overrides = tiny_overrides(tmp_path, **extra)

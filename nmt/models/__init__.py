@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nmt.config import AttentionConfig, RNNConfig, TransformerConfig
+from nmt.config import AttentionConfig, Config, RNNConfig, TransformerConfig
 
 
 def build_model(
@@ -50,3 +50,10 @@ def reduce_attention(
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def source_limit(cfg: Config) -> int | None:
+    """Longest source (tokens, without EOS) the model accepts; longer input is truncated."""
+    if isinstance(cfg.model, RNNConfig):
+        return cfg.attention.max_src_len - 1 if cfg.attention.type == "luong_location" else None
+    return cfg.model.max_positions - 1

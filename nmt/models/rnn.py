@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from nmt.config import AttentionConfig, RNNConfig
 from nmt.models.attention import build_attention
 from nmt.models.dropout import Dropout
+from nmt.runtime import fused_rnn
 
 PAD = 0  # nmt.data.tokenizer.PAD
 
@@ -57,7 +58,7 @@ class Encoder(nn.Module):
         """Encoder outputs (B, S, K) and the top layer's final state (B, K)."""
         emb = self.dropout(self.embed(src))  # (B, S, E)
         packed = pack_padded_sequence(emb, src_lens.cpu(), batch_first=True, enforce_sorted=False)
-        out, hidden = self.rnn(packed)
+        out, hidden = fused_rnn(self.rnn, packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))  # (B, S, K)
         h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (layers * dirs, B, K/dirs)
         final = torch.cat([h_n[-2], h_n[-1]], dim=-1) if self.bidirectional else h_n[-1]  # (B, K)
@@ -236,7 +237,7 @@ class Decoder(nn.Module):
         """Pre-softmax vectors (B, T, H) and attention (B, T, S) for a whole target prefix."""
         if not self.bahdanau and not self.input_feed:
             emb = self.dropout(self.embed(tgt_in))  # (B, T, E)
-            out, _ = self.rnn(emb, self._rnn_hidden(state))  # (B, T, H): one fused call
+            out, _ = fused_rnn(self.rnn, emb, self._rnn_hidden(state))  # (B, T, H): one fused call
             context, weights = self.attention(out, memory["keys"], memory["values"], memory["mask"])
             h_tilde = torch.tanh(self.readout(torch.cat([context, out], dim=-1)))  # (B, T, H)
             return self.dropout(h_tilde), weights

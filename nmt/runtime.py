@@ -1,0 +1,196 @@
+"""Where and how a run computes: device, precision, seeding, random state.
+
+One helper decides precision for every tool (`nmt-train`, `nmt-translate`, `nmt-evaluate`,
+`make bench`): `resolve_precision`. `auto` means bf16 autocast where the hardware computes bf16
+natively (a CPU with AVX512-BF16 or AMX; a CUDA device that supports bf16), fp32 elsewhere.
+On a CPU without native bf16, an explicit `bf16` still works: PyTorch emulates the bf16 matmuls
+(slower than fp32), and the one op oneDNN has no kernel for there (a fused, unpacked `nn.LSTM`)
+runs in float32 outside autocast (`fused_rnn`). Set `NMT_CPU_NO_BF16=1` to treat the CPU as
+having no native bf16 (tests use it to exercise the fallback on any machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.utils.rnn import PackedSequence
+
+from nmt.config import ConfigError
+
+log = logging.getLogger("nmt")
+
+PRECISIONS = ("auto", "fp32", "bf16")
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+class DeviceError(ConfigError):
+    """The requested device cannot be used; the message names the key and what to set."""
+
+
+# --- the CPU ------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> tuple[str, ...]:
+    """The CPU's vector-extension flags that matter for speed (avx2, fma, avx512*, amx*)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return tuple(
+                    sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
+                )
+    except OSError:
+        pass
+    return ()
+
+
+def cpu_capability() -> str:
+    """PyTorch's own name for the CPU's kernels: 'AVX512', 'AVX2', 'DEFAULT', ..."""
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        return "unknown"
+
+
+def cpu_native_bf16() -> bool:
+    """True when the CPU computes bf16 matmuls natively (AVX512-BF16 or AMX)."""
+    if os.environ.get("NMT_CPU_NO_BF16", "") not in ("", "0"):
+        return False
+    return bool(set(BF16_CPU_FLAGS) & set(cpu_flags()))
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether `device` computes bf16 natively, and why (for a log line)."""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return True, f"{torch.cuda.get_device_name(device)} supports bf16"
+        return False, f"{torch.cuda.get_device_name(device)} has no bf16 support"
+    if cpu_native_bf16():
+        return True, "this CPU has " + "/".join(f for f in BF16_CPU_FLAGS if f in cpu_flags())
+    return False, f"this CPU ({cpu_capability()}) has no AVX512-BF16/AMX"
+
+
+# --- precision ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Precision:
+    """The precision a run computes in (`fp32` or `bf16`), what was asked for and why."""
+
+    name: str
+    requested: str
+    reason: str
+    native: bool  # bf16 is native on this device (also recorded when fp32 is chosen)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.name == "bf16" else torch.float32
+
+    def record(self) -> dict[str, Any]:
+        """What metrics.json and bench.json record about it."""
+        return {
+            "precision": self.name,
+            "precision_requested": self.requested,
+            "cpu_capability": cpu_capability(),
+            "bf16_native": self.native,
+        }
+
+
+def resolve_precision(requested: str, device: torch.device, key: str = "precision") -> Precision:
+    """Decide fp32 or bf16 for `device` and log the choice in one line.
+
+    `auto`: bf16 where it is native, else fp32. `bf16` where it is not native: bf16 anyway,
+    emulated, with one warning that it will be slower than fp32. `key` names the setting in
+    messages (`trainer.precision`, `--precision`).
+    """
+    if requested not in PRECISIONS:
+        raise ValueError(f"{key}={requested}: expected one of {', '.join(PRECISIONS)}")
+    native, why = native_bf16(device)
+    if requested == "auto":
+        name = "bf16" if native else "fp32"
+        log.info("precision auto -> %s: %s", name, why)
+    else:
+        name = requested
+        if name == "bf16" and not native:
+            log.warning(
+                "%s=bf16: %s, so bf16 is emulated and slower than fp32 here "
+                "(%s=auto picks fp32); fused LSTM calls run in fp32",
+                key,
+                why,
+                key,
+            )
+    return Precision(name, requested, why, native)
+
+
+def autocast(device: torch.device, precision: Precision | str):
+    """bf16 autocast on `device` for bf16; a no-op for fp32."""
+    name = precision.name if isinstance(precision, Precision) else precision
+    if name == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def fused_rnn(rnn: torch.nn.RNNBase, x: Any, hidden: Any = None):
+    """`rnn(x, hidden)`; in float32 outside autocast where oneDNN has no bf16 LSTM kernel.
+
+    On a CPU without AVX512-BF16/AMX, `nn.LSTM` under bf16 autocast fails ("could not create a
+    primitive descriptor for the LSTM forward propagation primitive"). `x` may be packed.
+    """
+    dev = (x.data if isinstance(x, PackedSequence) else x).device.type
+    if dev != "cpu" or not torch.is_autocast_enabled(dev) or cpu_native_bf16():
+        return rnn(x, hidden)
+    if isinstance(hidden, tuple):
+        hidden = tuple(h.float() for h in hidden)
+    elif hidden is not None:
+        hidden = hidden.float()
+    with torch.autocast(dev, enabled=False):
+        return rnn(x.float(), hidden)
+
+
+# --- device -------------------------------------------------------------------------------------
+def pick_device(name: str, key: str = "trainer.device") -> torch.device:
+    """`auto` (CUDA when available, else CPU), `cpu` or `cuda`."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"{key}=cuda but no CUDA device is available; use {key}=cpu")
+    return torch.device(name)
+
+
+# --- seeding and random state -------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every generator's state, as plain data a weights_only checkpoint can hold."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(_to_tuple(state["python"]))
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy(), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_tuple(x):
+    return tuple(_to_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x

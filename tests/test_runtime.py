@@ -1,0 +1,158 @@
+"""Precision follows the hardware: `auto` picks bf16 only where it is native, an explicit bf16
+works everywhere (emulated, with one warning), and no test depends on the CPU it runs on: the
+capability check is faked in both directions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ROOT, compose, tiny_overrides
+from torch import nn
+
+from nmt import runtime
+from nmt.runtime import autocast, fused_rnn, resolve_precision
+
+CPU = torch.device("cpu")
+native_only = pytest.mark.skipif(
+    not runtime.cpu_native_bf16(), reason="this CPU has no AVX512-BF16/AMX (native bf16)"
+)
+
+
+@pytest.fixture
+def no_bf16(monkeypatch):
+    """Treat this CPU as one without native bf16, whatever it has."""
+    monkeypatch.setenv("NMT_CPU_NO_BF16", "1")
+
+
+@pytest.fixture
+def with_bf16(monkeypatch):
+    """Pretend the CPU has AVX512-BF16 (only the decision is tested, nothing computes)."""
+    monkeypatch.delenv("NMT_CPU_NO_BF16", raising=False)
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: ("avx2", "avx512_bf16", "avx512f"))
+
+
+def test_auto_is_fp32_without_native_bf16_and_says_why(no_bf16, caplog):
+    with caplog.at_level(logging.INFO, logger="nmt"):
+        p = resolve_precision("auto", CPU, "trainer.precision")
+    assert (p.name, p.requested, p.native, p.dtype) == ("fp32", "auto", False, torch.float32)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        f"precision auto -> fp32: this CPU ({runtime.cpu_capability()}) has no AVX512-BF16/AMX"
+    ]
+    assert p.record() == {
+        "precision": "fp32",
+        "precision_requested": "auto",
+        "cpu_capability": runtime.cpu_capability(),
+        "bf16_native": False,
+    }
+
+
+def test_auto_is_bf16_with_native_bf16(with_bf16, caplog):
+    with caplog.at_level(logging.INFO, logger="nmt"):
+        p = resolve_precision("auto", CPU)
+    assert (p.name, p.native, p.dtype) == ("bf16", True, torch.bfloat16)
+    assert [r.getMessage() for r in caplog.records] == [
+        "precision auto -> bf16: this CPU has avx512_bf16"
+    ]
+
+
+def test_explicit_choices_are_kept_and_bf16_without_native_warns_once(no_bf16, caplog):
+    with caplog.at_level(logging.INFO, logger="nmt"):
+        assert resolve_precision("fp32", CPU).name == "fp32"
+        assert caplog.records == []
+        p = resolve_precision("bf16", CPU, "trainer.precision")
+    assert p.name == "bf16" and not p.native
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert (
+        "trainer.precision=bf16" in record.getMessage()
+        and "slower than fp32" in record.getMessage()
+    )
+    assert "\n" not in record.getMessage()
+    with pytest.raises(ValueError, match="--precision=fp16"):
+        resolve_precision("fp16", CPU, "--precision")
+
+
+def test_fused_lstm_under_bf16_autocast_runs_in_fp32_without_native_bf16(no_bf16):
+    """The op that crashed on AVX2-only CPUs (oneDNN has no bf16 LSTM primitive there)."""
+    torch.manual_seed(0)
+    lstm = nn.LSTM(8, 16, num_layers=2, batch_first=True)
+    x = torch.randn(3, 5, 8)
+    h = (torch.randn(2, 3, 16).bfloat16(), torch.randn(2, 3, 16).bfloat16())
+    with autocast(CPU, "bf16"):
+        out, (hn, cn) = fused_rnn(lstm, x.bfloat16(), h)
+    ref, _ = lstm(x.bfloat16().float(), tuple(t.float() for t in h))
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    out_plain, _ = fused_rnn(lstm, x, None)  # no autocast: exactly the module's own call
+    torch.testing.assert_close(out_plain, lstm(x)[0], rtol=0, atol=0)
+
+
+def _train_luong_no_feed(tmp_path, precision: str) -> dict:
+    from nmt.trainer import run
+
+    extra = {
+        "attention": "luong_general",
+        "model.input_feed": "false",
+        "trainer.precision": precision,
+        "trainer.max_steps": "20",
+    }
+    metrics = run(compose(tiny_overrides(tmp_path, **extra)), tmp_path / "run")
+    assert metrics["steps"] == 20 and math.isfinite(metrics["test_bleu"])
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "progress.jsonl").open()]
+    assert sum(losses[-5:]) < sum(losses[:5])
+    return metrics
+
+
+def test_explicit_bf16_trains_without_native_bf16(tmp_path, no_bf16):
+    """Luong attention without input feeding (the fused decoder LSTM) trains in bf16 anyway."""
+    m = _train_luong_no_feed(tmp_path, "bf16")
+    assert (m["precision"], m["precision_requested"], m["bf16_native"]) == ("bf16", "bf16", False)
+    assert "bf16 is emulated and slower than fp32" in (tmp_path / "run" / "train.log").read_text()
+
+
+@native_only
+def test_bf16_trains_with_native_kernels(tmp_path):
+    m = _train_luong_no_feed(tmp_path, "auto")
+    assert (m["precision"], m["bf16_native"]) == ("bf16", True)
+
+
+def _nmt_train(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    overrides = tiny_overrides(
+        tmp_path, **{"trainer.max_steps": "5", "trainer.test_at_end": "false"}
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "nmt.train", *overrides, *args, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NMT_CPU_NO_BF16": "1"},
+        timeout=600,
+    )
+
+
+def test_cli_bf16_on_a_cpu_without_it_finishes_with_one_warning(tmp_path):
+    """The issue's acceptance command, on a CPU faked to lack AVX512-BF16."""
+    proc = _nmt_train(
+        tmp_path, "attention=luong_general", "model.input_feed=false", "trainer.precision=bf16"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "trainer.precision=bf16" in warnings[0], warnings
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_default_precision_picks_fp32_and_says_so(tmp_path):
+    proc = _nmt_train(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "precision auto -> fp32: this CPU" in proc.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["precision"] == "fp32" and metrics["precision_requested"] == "auto"
+    assert metrics["cpu_capability"] == runtime.cpu_capability()
