@@ -7,7 +7,7 @@ ARGS    ?=
 NPROC   ?= 2
 export NMT_DATA_ROOT ?= $(abspath ../shared/data)
 
-.PHONY: install test train translate demo check bench sweep train-ddp report clean
+.PHONY: install test test-fast train translate demo check bench sweep train-ddp report clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
+
+# the tests not marked slow (under a minute): for the edit-test loop; `make test` runs them all
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow"
 
 train: $(STAMP)
 	$(BIN)/nmt-train $(ARGS)
@@ -51,6 +55,7 @@ sweep: $(STAMP)
 check: $(STAMP)
 	$(BIN)/ruff check nmt tests scripts
 	$(BIN)/ruff format --check nmt tests scripts
+	$(BIN)/lint-imports
 
 report: $(STAMP)
 	$(BIN)/nmt-report $(or $(DIR),multirun)

@@ -11,32 +11,34 @@ tensors (other tensors, e.g. integer counters, are taken from the last checkpoin
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from nmt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nmt.cli import run_main
+from nmt.errors import UserError
+
 STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 
 
-class AverageError(ValueError):
+class AverageError(UserError, ValueError):
     """Checkpoints cannot be averaged; the message is one line."""
 
 
 def _load(path: Path) -> dict[str, Any]:
+    """An nmt checkpoint with a "model" state_dict (nmt.checkpoint: safe, format-checked)."""
     path = Path(path)
     if not path.is_file():
         raise AverageError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt file, pickle refused by weights_only, ...
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise AverageError(f"cannot load {path}: {first}") from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        ckpt = load_checkpoint(path, require=("model",))
+    except CheckpointError as err:
+        raise AverageError(str(err)) from None
+    if not isinstance(ckpt["model"], dict):
         raise AverageError(f"{path} is not a checkpoint (a dict with a 'model' state_dict)")
     return ckpt
 
@@ -104,20 +106,6 @@ def last_checkpoints(run_dir: Path, n: int) -> list[Path]:
     return [path for _, path in numbered[-n:]] if n > 0 else []
 
 
-def save_atomic(obj: Any, out: Path) -> None:
-    """torch.save to a temporary file beside `out`, then os.replace (never a half-written file)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="nmt-average",
@@ -135,27 +123,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-o", "--output", type=Path, required=True, help="averaged checkpoint")
     args = parser.parse_args(argv)
-    try:
-        if args.last is not None:
-            if len(args.inputs) != 1:
-                raise AverageError("--last takes exactly one run folder")
-            if args.last < 1:
-                raise AverageError(f"--last={args.last} must be >= 1")
-            run_dir = args.inputs[0]
-            if not run_dir.is_dir():
-                raise AverageError(f"run folder not found: {run_dir}")
-            paths = last_checkpoints(run_dir, args.last)
-            if len(paths) < args.last:
-                raise AverageError(
-                    f"--last {args.last}: only {len(paths)} numbered checkpoints (step_*.pt) in {run_dir}"
-                )
-        else:
-            paths = list(args.inputs)
-        averaged = average_checkpoints(paths)
-        save_atomic(averaged, args.output)
-    except AverageError as err:
-        print(f"nmt-average: error: {err}", file=sys.stderr)
-        return 2
+    return run_main("nmt-average", lambda: _average(args))
+
+
+def _average(args: argparse.Namespace) -> int:
+    if args.last is not None:
+        if len(args.inputs) != 1:
+            raise AverageError("--last takes exactly one run folder")
+        if args.last < 1:
+            raise AverageError(f"--last={args.last} must be >= 1")
+        run_dir = args.inputs[0]
+        if not run_dir.is_dir():
+            raise AverageError(f"run folder not found: {run_dir}")
+        paths = last_checkpoints(run_dir, args.last)
+        if len(paths) < args.last:
+            raise AverageError(
+                f"--last {args.last}: only {len(paths)} numbered checkpoints (step_*.pt) in {run_dir}"
+            )
+    else:
+        paths = list(args.inputs)
+    save_checkpoint(args.output, average_checkpoints(paths))  # atomic, fsynced
     print(f"averaged {len(paths)} checkpoints -> {args.output}: {', '.join(p.name for p in paths)}")
     return 0
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from nmt.errors import UserError
 from nmt.files import atomic_write, remove_stale_temps  # noqa: F401  (re-exported)
 
 FORMAT = "nmt-checkpoint"
@@ -28,7 +29,7 @@ _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 _TORCH_NOISE = ("Weights only load failed", "Please file an issue", "Check the documentation")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, truncated, unsafe or from an incompatible version (one line)."""
 
 

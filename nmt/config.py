@@ -12,21 +12,11 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from nmt.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A configuration value is unknown, mistyped or impossible; the message is one line."""
-
-
-ATTENTION_TYPES = (
-    "bahdanau",
-    "luong_dot",
-    "luong_general",
-    "luong_concat",
-    "luong_location",
-    "local_m",
-    "local_p",
-)
-LOCAL_SCORES = ("dot", "general", "concat")
 
 
 @dataclass
@@ -163,7 +153,7 @@ class Config:
     """The whole run: one Hydra config tree."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    model: Any = MISSING  # RNNConfig or TransformerConfig, chosen by `arch`
+    model: Any = MISSING  # a ModelConfig: RNNConfig or TransformerConfig, see `model_schema`
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
@@ -172,6 +162,19 @@ class Config:
 
 
 MODEL_SCHEMAS = {"rnn": RNNConfig, "transformer": TransformerConfig}
+ModelConfig = RNNConfig | TransformerConfig  # what Config.model holds after `to_dataclass`
+
+
+def model_schema(model: Any) -> type[RNNConfig] | type[TransformerConfig]:
+    """The dataclass a model config's `arch` names (the RNN when it names none): the one place
+    that decides the model kind. OmegaConf cannot type a field as a Union of structured configs,
+    so `Config.model` is declared `Any` and resolved here."""
+    arch = (model or {}).get("arch", RNNConfig.arch)
+    if arch not in MODEL_SCHEMAS:
+        raise ConfigError(
+            f"model.arch={arch!r} is not allowed; choose one of {', '.join(MODEL_SCHEMAS)}"
+        )
+    return MODEL_SCHEMAS[arch]
 
 
 def _one_line(err: Exception) -> str:
@@ -184,12 +187,8 @@ def to_dataclass(cfg: DictConfig | dict) -> Config:
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.create(cfg)
     try:
-        model = cfg.get("model")
-        arch = (model or {}).get("arch", "rnn")
-        if arch not in MODEL_SCHEMAS:
-            raise ConfigError(f"model.arch={arch!r} is not one of {sorted(MODEL_SCHEMAS)}")
         schema = OmegaConf.structured(Config)
-        schema.model = OmegaConf.structured(MODEL_SCHEMAS[arch])
+        schema.model = OmegaConf.structured(model_schema(cfg.get("model")))
         merged = OmegaConf.merge(schema, cfg)
         out = OmegaConf.to_object(merged)
     except ConfigError:
@@ -209,7 +208,7 @@ def _choice(key: str, value: Any, allowed: tuple) -> None:
 
 def validate(cfg: Config) -> None:
     """Reject impossible combinations with one line naming the key and what is allowed."""
-    d, a, m, t, dec = cfg.data, cfg.attention, cfg.model, cfg.trainer, cfg.decode
+    d, m, t, dec = cfg.data, cfg.model, cfg.trainer, cfg.decode
     _choice("data.source", d.source, ("auto", "local", "hub", "synthetic"))
     _choice("data.spm_type", d.spm_type, ("unigram", "bpe", "word", "char"))
     _choice("data.task", d.task, ("reverse", "copy"))
@@ -221,12 +220,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"data.src_lang and data.tgt_lang are both {d.src_lang!r}; they must differ"
         )
-    _choice("attention.type", a.type, ATTENTION_TYPES)
-    _choice("attention.score", a.score, LOCAL_SCORES)
-    if a.type in ("local_m", "local_p") and a.window < 1:
-        raise ConfigError(f"attention.window={a.window} must be >= 1 for local attention (D >= 1)")
-    if a.max_src_len < 1:
-        raise ConfigError(f"attention.max_src_len={a.max_src_len} must be >= 1")
+    # attention.type, .score, .window and .max_src_len: nmt.models.check_config (the table)
     if isinstance(m, RNNConfig):
         _choice("model.cell", m.cell, ("lstm", "gru"))
         for key in ("emb_size", "enc_hidden", "dec_hidden", "enc_layers", "dec_layers"):
@@ -235,10 +229,6 @@ def validate(cfg: Config) -> None:
         if m.tie_embeddings and m.emb_size != m.dec_hidden:
             raise ConfigError(
                 f"model.tie_embeddings needs model.emb_size ({m.emb_size}) == model.dec_hidden ({m.dec_hidden})"
-            )
-        if a.type == "luong_location" and a.max_src_len < d.max_len + 1:
-            raise ConfigError(
-                f"attention.max_src_len={a.max_src_len} must be >= data.max_len + 1 ({d.max_len + 1})"
             )
     else:
         if m.heads < 1 or m.d_model % m.heads != 0:

@@ -7,9 +7,9 @@ import json
 import sys
 import time
 
-from nmt.checkpoint import CheckpointError
-from nmt.config import ConfigError
+from nmt.cli import run_main
 from nmt.data.corpus import DataError, read_lines
+from nmt.files import atomic_write_text
 from nmt.metrics import bleu_by_length, corpus_scores
 from nmt.translate import Translator, add_decode_arguments
 
@@ -30,28 +30,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--beam must be >= 1, got {args.beam}")
     if args.batch_size is not None and args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
-    try:
-        src, ref = read_lines(args.src), read_lines(args.ref)
-        if len(src) != len(ref):
-            raise DataError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}")
-        if not src:
-            raise DataError(f"{args.src}: no sentences to evaluate (empty file)")
-        translator = Translator(args.checkpoint, args.device, args.precision)
-        tick = time.perf_counter()
-        hyps, _ = translator.translate(
-            src, args.beam, args.batch_size, length_penalty=args.length_penalty
-        )
-        seconds = time.perf_counter() - tick
-    except (CheckpointError, DataError, ConfigError) as err:
-        print(f"nmt-evaluate: error: {err}", file=sys.stderr)
-        return 2
+    return run_main("nmt-evaluate", lambda: _evaluate(args))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    src, ref = read_lines(args.src), read_lines(args.ref)
+    if len(src) != len(ref):
+        raise DataError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}")
+    if not src:
+        raise DataError(f"{args.src}: no sentences to evaluate (empty file)")
+    translator = Translator(args.checkpoint, args.device, args.precision)
+    tick = time.perf_counter()
+    hyps, _ = translator.translate(
+        src, args.beam, args.batch_size, length_penalty=args.length_penalty
+    )
+    seconds = time.perf_counter() - tick
     if args.hyp_out:
-        try:
-            with open(args.hyp_out, "w", encoding="utf-8") as f:
-                f.writelines(h + "\n" for h in hyps)
-        except OSError as err:
-            print(f"nmt-evaluate: error: {args.hyp_out}: {err.strerror or err}", file=sys.stderr)
-            return 2
+        atomic_write_text(args.hyp_out, "".join(h + "\n" for h in hyps))
     scores = corpus_scores(hyps, ref)
     scores["sentences"] = len(hyps)
     scores["sents_per_s"] = round(len(hyps) / max(seconds, 1e-9), 2)

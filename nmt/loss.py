@@ -15,7 +15,11 @@ distribution is q = (1 - eps) one_hot(y) + eps / V, so per row
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from nmt.data.batching import Batch
+from nmt.data.tokenizer import PAD
+from nmt.runtime import Precision, autocast
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -110,3 +114,30 @@ def linear_cross_entropy(
         return _LinearCrossEntropy.apply(
             hidden, weight, bias, target, float(label_smoothing), chunk, dtype or hidden.dtype
         )
+
+
+def batch_loss(
+    model: nn.Module,
+    output: nn.Linear,
+    batch: Batch,
+    label_smoothing: float,
+    device: torch.device,
+    precision: Precision,
+) -> Tensor:
+    """Summed token cross-entropy (float32) of a batch under teacher forcing.
+
+    The model returns pre-softmax decoder states (`project=False`); the output projection and
+    the loss run on the real target positions only, fused and in row chunks, so no (B, T, V)
+    logits tensor is built.
+    """
+    with autocast(device, precision):
+        hidden, _ = model(batch.src, batch.src_lens, batch.tgt_in, project=False)  # (B, T, H)
+    real = batch.tgt_out != PAD  # (B, T)
+    return linear_cross_entropy(
+        hidden[real],  # (N, H)
+        output.weight,
+        output.bias,
+        batch.tgt_out[real],  # (N,)
+        label_smoothing,
+        dtype=torch.bfloat16 if precision.name == "bf16" else hidden.dtype,
+    )

@@ -153,6 +153,25 @@ def fused_rnn(rnn: torch.nn.RNNBase, x: Any, hidden: Any = None):
         return rnn(x.float(), hidden)
 
 
+# --- logging ----------------------------------------------------------------------------------
+def setup_logging(run_dir: Path, main_process: bool = True) -> None:
+    """Log to `run_dir/train.log` and stderr (rank 0 only)."""
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for h in list(log.handlers):
+        log.removeHandler(h)
+    if not main_process:
+        log.addHandler(logging.NullHandler())
+        return
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    fh = logging.FileHandler(run_dir / "train.log")
+    fh.setFormatter(fmt)
+    sh = logging.StreamHandler()
+    sh.setFormatter(fmt)
+    log.addHandler(fh)
+    log.addHandler(sh)
+
+
 # --- device -------------------------------------------------------------------------------------
 def pick_device(name: str, key: str = "trainer.device") -> torch.device:
     """`auto` (CUDA when available, else CPU), `cpu` or `cuda`."""

@@ -39,7 +39,10 @@ from nmt.config import (
     ConfigError,
     DataConfig,
     DecodeConfig,
+    RNNConfig,
     TrainerConfig,
+    TransformerConfig,
+    model_schema,
     to_dataclass,
 )
 
@@ -49,6 +52,8 @@ cs.store(group="data", name="base_data", node=DataConfig)
 cs.store(group="trainer", name="base_trainer", node=TrainerConfig)
 cs.store(group="attention", name="base_attention", node=AttentionConfig)
 cs.store(group="decode", name="base_decode", node=DecodeConfig)
+cs.store(group="model", name="base_rnn", node=RNNConfig)
+cs.store(group="model", name="base_transformer", node=TransformerConfig)
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 RESUME_KEYS = ("config", "tokenizer", "model", "optimizer", "scheduler", "progress", "rng")
@@ -100,18 +105,15 @@ def describe_config_error(err: BaseException) -> str:
 
 def _check_schema(cfg: dict) -> None:
     """Merge into the typed schema, turning OmegaConf errors into one-line ConfigErrors."""
-    arch = (cfg.get("model") or {}).get("arch", "rnn")
-    if arch not in MODEL_SCHEMAS:
-        raise ConfigError(
-            f"model.arch={arch!r} is not allowed; choose one of {', '.join(MODEL_SCHEMAS)}"
-        )
     schema = OmegaConf.structured(Config)
-    schema.model = OmegaConf.structured(MODEL_SCHEMAS[arch])
+    schema.model = OmegaConf.structured(model_schema(cfg.get("model")))
     try:
         OmegaConf.merge(schema, cfg)
     except Exception as err:
         raise ConfigError(describe_config_error(err)) from None
-    to_dataclass(cfg)
+    from nmt.models import check_config  # torch: imported only when a run is checked
+
+    check_config(to_dataclass(cfg))
 
 
 def _command_line(argv: list[str]) -> Any | None:
@@ -287,8 +289,9 @@ def _run(cfg: DictConfig) -> float:
 
     from nmt.checkpoint import CheckpointError
     from nmt.data.corpus import DataError
+    from nmt.pipeline import run
     from nmt.report import finished_metrics, record_failure
-    from nmt.trainer import TrainingError, run
+    from nmt.trainer import TrainingError
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
 from nmt.checkpoint import CheckpointError, load_checkpoint
+from nmt.cli import run_main
 from nmt.config import Config, ConfigError, TransformerConfig, to_dataclass
 from nmt.data.text import normalize
 from nmt.data.tokenizer import Tokenizer
@@ -119,7 +119,7 @@ class Translator:
             return {"line": index, "source_tokens": [], "target_tokens": [], "attention": []}
         src = self.tokenizer.src_pieces(self.prepare(line))[: self.max_src_len] + ["</s>"]
         weights = reduce_attention(hyp.attention, layer, head)  # (T, S)
-        arch = getattr(self.cfg.model, "arch", "rnn")
+        arch = self.cfg.model.arch
         return {
             "line": index,
             "model": arch,
@@ -329,22 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--beam must be >= 1, got {args.beam}")
     if args.batch_size is not None and args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
-    try:
-        _run(args)
-    except (CheckpointError, ConfigError) as err:
-        print(f"nmt-translate: error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # e.g. `nmt-translate ... | head`: the reader is gone; not an error
-        with contextlib.suppress(OSError, ValueError):  # no flush error at exit
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except OSError as err:  # no input file, unwritable output, a folder given as a file, ...
-        where = f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err)
-        print(f"nmt-translate: error: {where}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return run_main("nmt-translate", lambda: _run(args))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ DEMO = [
 
 def main(argv: list[str]) -> int:
     import nmt.train  # noqa: F401  (registers the structured configs)
-    from nmt.trainer import run
+    from nmt.pipeline import run
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=DEMO + argv)

@@ -60,7 +60,7 @@ def compose(overrides: list[str]):
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """A tiny RNN trained for 30 steps on reversal: a complete run folder."""
-    from nmt.trainer import run
+    from nmt.pipeline import run
 
     tmp = tmp_path_factory.mktemp("run")
     run(compose(tiny_overrides(tmp)), tmp / "run")

@@ -9,25 +9,25 @@ import torch
 
 from nmt.config import AttentionConfig
 from nmt.models.attention import (
+    SCORES,
     Attention,
     BahdanauAttention,
-    LocalAttention,
-    LocalMAttention,
-    LocalPAttention,
     LuongConcatAttention,
     LuongDotAttention,
     LuongGeneralAttention,
     LuongLocationAttention,
-    build_attention,
     masked_softmax,
 )
+from nmt.models.local_attention import LocalAttention, LocalMAttention, LocalPAttention
+from nmt.models.mechanisms import MECHANISMS, build_attention
 
 H = 6  # query and key size (dot needs them equal)
 D = 2  # local window half-width
 LENGTHS = [9, 2, 5]  # very different true lengths in one batch; S = 9
 
-GLOBAL = ["bahdanau", "luong_dot", "luong_general", "luong_concat", "luong_location"]
-LOCAL = [(t, s) for t in ("local_m", "local_p") for s in ("dot", "general", "concat")]
+# every mechanism of the table: a new one is tested without editing these lists
+GLOBAL = [n for n, cls in MECHANISMS.items() if not issubclass(cls, LocalAttention)]
+LOCAL = [(n, s) for n, cls in MECHANISMS.items() if issubclass(cls, LocalAttention) for s in SCORES]
 ALL = [(t, "general") for t in GLOBAL] + LOCAL
 IDS = [f"{t}-{s}" if t.startswith("local") else t for t, s in ALL]
 

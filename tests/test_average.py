@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nmt.average import AverageError, average_checkpoints, last_checkpoints, main
+from nmt.checkpoint import load_checkpoint, save_checkpoint
 
 
 def save_ckpt(path: Path, value: float, step: int, extra_key: bool = False) -> dict:
@@ -21,7 +22,7 @@ def save_ckpt(path: Path, value: float, step: int, extra_key: bool = False) -> d
         model["extra"] = torch.zeros(1)
     ckpt = {"model": model, "step": step, "config": {"d_model": 32}, "vocab": ["a", "b"]}
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, path)
+    save_checkpoint(path, ckpt)
     return ckpt
 
 
@@ -48,7 +49,7 @@ def test_average_real_model(tmp_path):
     for seed in range(3):
         torch.manual_seed(seed)
         models.append(Transformer(cfg, 10, 10))
-        torch.save({"model": models[-1].state_dict()}, tmp_path / f"{seed}.pt")
+        save_checkpoint(tmp_path / f"{seed}.pt", {"model": models[-1].state_dict()})
     out = average_checkpoints([tmp_path / f"{s}.pt" for s in range(3)])
     merged = Transformer(cfg, 10, 10)
     merged.load_state_dict(out["model"])
@@ -61,7 +62,8 @@ def test_errors(tmp_path):
     save_ckpt(tmp_path / "b.pt", 1.0, 10, extra_key=True)
     with pytest.raises(AverageError, match="different model keys"):
         average_checkpoints([tmp_path / "a.pt", tmp_path / "b.pt"])
-    torch.save(
+    save_checkpoint(
+        tmp_path / "c.pt",
         {
             "model": {
                 "w": torch.zeros(3, 2),
@@ -70,7 +72,6 @@ def test_errors(tmp_path):
                 "count": torch.tensor(1),
             }
         },
-        tmp_path / "c.pt",
     )
     with pytest.raises(AverageError, match="shape"):
         average_checkpoints([tmp_path / "a.pt", tmp_path / "c.pt"])
@@ -78,6 +79,9 @@ def test_errors(tmp_path):
         average_checkpoints([tmp_path / "a.pt", tmp_path / "missing.pt"])
     with pytest.raises(AverageError):
         average_checkpoints([])
+    torch.save({"model": {"w": torch.zeros(1)}}, tmp_path / "foreign.pt")  # no nmt format marker
+    with pytest.raises(AverageError, match="not an nmt checkpoint"):
+        average_checkpoints([tmp_path / "a.pt", tmp_path / "foreign.pt"])
 
 
 def test_cli_files(tmp_path, capsys):
@@ -85,7 +89,7 @@ def test_cli_files(tmp_path, capsys):
     save_ckpt(tmp_path / "b.pt", 3.0, 20)
     out = tmp_path / "avg" / "averaged.pt"
     assert main([str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "-o", str(out)]) == 0
-    got = torch.load(out, map_location="cpu", weights_only=True)
+    got = load_checkpoint(out)  # a complete nmt checkpoint, format-checked
     assert torch.allclose(got["model"]["w"], torch.full((2, 3), 2.0))
     assert not [p for p in out.parent.iterdir() if p.name != "averaged.pt"]  # no temp files
 
@@ -104,7 +108,7 @@ def test_cli_last(tmp_path):
     ]
     out = tmp_path / "averaged.pt"
     assert main([str(tmp_path / "run"), "--last", "3", "-o", str(out)]) == 0
-    got = torch.load(out, map_location="cpu", weights_only=True)
+    got = load_checkpoint(out)  # a complete nmt checkpoint, format-checked
     assert torch.allclose(got["model"]["w"], torch.full((2, 3), 3.0))
     assert got["step"] == 10 and got["model"]["count"].item() == 1000
 

@@ -13,6 +13,8 @@ import pytest
 import torch
 from conftest import ROOT
 
+from nmt.runtime import cpu_capability
+
 sys.path.insert(0, str(ROOT / "scripts"))
 import bench  # noqa: E402
 
@@ -123,7 +125,8 @@ def test_tiny_bench_run_writes_json(tmp_path):
     # --precision auto: bf16 exactly where the CPU has native bf16 matmuls
     bf16_cpu = bool({"avx512_bf16", "amx_bf16"} & set(m["cpu_flags"]))
     assert m["precision"] == r["precision"] == ("bf16" if bf16_cpu else "fp32")
-    assert set(m["matmul_peak_flops"]) == {"fp32", "bf16"}
+    assert set(m["matmul_peak_flops"]) == ({"fp32", "bf16"} if bf16_cpu else {"fp32"})
+    assert m["cpu_capability"] == cpu_capability()
     sizes = report["preprocess"]["sizes"]
     assert [s["lines"] for s in sizes] == [160, 480] and all(s["peak_rss_mb"] > 0 for s in sizes)
     assert report["preprocess"]["peak_rss_ratio_largest_to_smallest"] > 0

@@ -13,6 +13,7 @@ from conftest import ROOT, compose, tiny_overrides
 from omegaconf import OmegaConf
 
 from nmt.config import ConfigError, to_dataclass
+from nmt.models import check_config
 from nmt.train import precheck, resume_config, truncate_jsonl
 
 # overrides -> texts the single error line must contain
@@ -119,9 +120,11 @@ def test_config_errors_are_one_line_before_any_data_is_read(tmp_path):
     ],
 )
 def test_to_dataclass_errors_are_one_line(tmp_path, change, key):
+    """to_dataclass, then the mechanism table's checks (nmt.models.check_config): both run
+    before any data is read, at `nmt-train` start-up and in the Trainer."""
     cfg = OmegaConf.merge(OmegaConf.create(compose(tiny_overrides(tmp_path))), change)
     with pytest.raises(ConfigError) as err:
-        to_dataclass(OmegaConf.to_container(cfg))
+        check_config(to_dataclass(OmegaConf.to_container(cfg)))
     assert "\n" not in str(err.value) and key.split(".")[-1] in str(err.value), str(err.value)
 
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nmt.config import ATTENTION_TYPES, AttentionConfig, RNNConfig
+from nmt.config import AttentionConfig, RNNConfig
 from nmt.decoding import beam_search, greedy
+from nmt.models.mechanisms import MECHANISMS
 from nmt.models.rnn import RNNSeq2Seq
 
 BOS, EOS, PAD = 2, 3, 0
@@ -38,7 +39,7 @@ def model_for(att: str, task: str = "copy", **kw) -> RNNSeq2Seq:
     return RNNSeq2Seq(cfg, acfg, V, V)
 
 
-@pytest.mark.parametrize("att", ATTENTION_TYPES)
+@pytest.mark.parametrize("att", list(MECHANISMS))
 @pytest.mark.parametrize("input_feed", [True, False])
 def test_shapes_and_step_consistency(att, input_feed):
     """Teacher-forced forward equals step-by-step decode_step (same log-probs, same attention)."""
@@ -76,7 +77,7 @@ def train_task(att: str, task: str, steps: int = 260) -> RNNSeq2Seq:
 
 
 @pytest.mark.parametrize("task", ["copy", "reverse"])
-@pytest.mark.parametrize("att", ATTENTION_TYPES)
+@pytest.mark.parametrize("att", list(MECHANISMS))
 def test_learns_synthetic_task(att, task):
     """>= 95% exact match (greedy) on held-out sequences; the copy attention is near-diagonal."""
     model = train_task(att, task)

@@ -96,7 +96,7 @@ def test_fused_lstm_under_bf16_autocast_runs_in_fp32_without_native_bf16(no_bf16
 
 
 def _train_luong_no_feed(tmp_path, precision: str) -> dict:
-    from nmt.trainer import run
+    from nmt.pipeline import run
 
     extra = {
         "attention": "luong_general",

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from conftest import ROOT, compose, tiny_overrides
 
-from nmt.config import ATTENTION_TYPES
+from nmt.models.mechanisms import MECHANISMS
 from nmt.report import make_report
 
-VARIANTS = (*ATTENTION_TYPES, "transformer")
+VARIANTS = (*MECHANISMS, "transformer")
 
 
 @pytest.mark.parametrize("preset", ["cpu", "gpu"])

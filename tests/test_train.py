@@ -7,10 +7,11 @@ import json
 import math
 
 import pytest
+import sacrebleu
 from conftest import compose, tiny_overrides
 
 from nmt.checkpoint import load_checkpoint
-from nmt.trainer import run
+from nmt.pipeline import run
 
 RUN_FILES = [
     "spm.model",
@@ -45,9 +46,12 @@ def test_run_folder_has_everything(trained_run):
         assert key in metrics, f"metrics.json lacks {key}"
     assert metrics["steps"] == 30
     assert metrics["sacrebleu_signature"].startswith("nrefs:1|case:mixed")
-    assert 0.0 <= metrics["test_bleu"] <= 100.0
     test_lines = (trained_run / "test.hyp").read_text().splitlines()
     assert len(test_lines) == 60  # every test sentence, in order
+    refs = (trained_run.parent / "data" / "test.tgt").read_text().splitlines()
+    # the recorded score is sacreBLEU's on test.hyp against the references, nothing else
+    assert metrics["test_bleu"] == pytest.approx(sacrebleu.corpus_bleu(test_lines, [refs]).score)
+    assert metrics["test_chrf"] == pytest.approx(sacrebleu.corpus_chrf(test_lines, [refs]).score)
     ckpt = load_checkpoint(trained_run / "checkpoints" / "best.pt")
     assert ckpt["progress"]["step"] == metrics["best_step"]
     assert isinstance(ckpt["tokenizer"]["src"], bytes)

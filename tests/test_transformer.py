@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from nmt.config import TransformerConfig
-from nmt.models.transformer import Transformer, inverse_sqrt_lr
+from nmt.models.transformer import Transformer
+from nmt.optim import inverse_sqrt_lr
 
 PAD, BOS, EOS = 0, 2, 3
 V = 14  # ids 4..13 are the symbols

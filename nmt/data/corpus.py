@@ -17,6 +17,7 @@ from typing import Any
 
 from nmt.config import DataConfig
 from nmt.data.text import normalize
+from nmt.errors import UserError
 
 Pair = tuple[list[str], list[str]]
 Chunks = Iterator[Pair]  # a split read lazily, a few thousand pairs at a time
@@ -25,7 +26,7 @@ SYNTHETIC_PREFIXES = {"train": "train", "valid": "val", "test": "test"}
 SYNTHETIC_SEED = 1234  # synthetic data is the same for every run seed; models vary, data does not
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A corpus file or dataset is missing, unreadable or malformed; the message is one line."""
 
 

@@ -19,6 +19,14 @@ import torch
 from torch import nn
 
 from nmt.config import AttentionConfig, Config, RNNConfig, TransformerConfig
+from nmt.models.mechanisms import mechanism
+
+
+def check_config(cfg: Config) -> None:
+    """What `nmt.config.validate` cannot know: the mechanism table's names and each mechanism's
+    own constraints. ConfigError (one line) naming the key; call before any data is read."""
+    if isinstance(cfg.model, RNNConfig):
+        mechanism(cfg.attention).check(cfg.attention, cfg.data.max_len)
 
 
 def build_model(
@@ -55,5 +63,13 @@ def count_parameters(model: nn.Module) -> int:
 def source_limit(cfg: Config) -> int | None:
     """Longest source (tokens, without EOS) the model accepts; longer input is truncated."""
     if isinstance(cfg.model, RNNConfig):
-        return cfg.attention.max_src_len - 1 if cfg.attention.type == "luong_location" else None
+        positions = mechanism(cfg.attention).source_positions(cfg.attention)
+        return None if positions is None else positions - 1  # one position is EOS's
     return cfg.model.max_positions - 1
+
+
+def model_label(cfg: Config) -> str:
+    """'rnn bahdanau', 'transformer', ...: the one name of a model for titles, logs and tables."""
+    if isinstance(cfg.model, RNNConfig):
+        return f"rnn {cfg.attention.type}"
+    return cfg.model.arch

@@ -27,14 +27,34 @@ weights and a zero context, never NaN.
 |  luong_location  | a_t = softmax(W_a h_t)                             | Luong 2015, sec. 3.1    |
 |  local_m         | p_t = t, softmax over [p_t - D, p_t + D]           | Luong 2015, sec. 3.2    |
 |  local_p         | p_t = S sigmoid(v_p^T tanh(W_p h_t)), x Gaussian   | Luong 2015, eq. 9, 10   |
+
+The mechanism table `MECHANISMS` maps each `attention.type` to its class; each class declares
+what other code needs to know about it (no code elsewhere tests a mechanism's name):
+`query` ("previous": the decoder passes s_{t-1} and uses the Bahdanau layout; "current": h_t,
+the Luong layout), `source_positions` (a fixed source-length limit, or None), `macs` (analytic
+forward multiply-adds, for the benchmark's FLOP count) and `from_config`. Adding a mechanism
+means one class here (or `register(cls)`), one conf/attention/NAME.yaml and its tests.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
-from nmt.config import AttentionConfig
+from nmt.config import AttentionConfig, ConfigError
+
+
+@dataclass(frozen=True)
+class AttentionMacs:
+    """Forward multiply-adds of one mechanism, split by what they scale with (A = query size)."""
+
+    per_source: float  # key projection, once per source position
+    per_target: float  # query-side projections, once per target position
+    per_pair: float  # score + context, per (target, source) position read
+    window: int | None = None  # source positions read per target step; None = all of them
 
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
@@ -53,8 +73,34 @@ class Attention(nn.Module):
     """Base class: score every source position, masked softmax, weighted sum of the values.
 
     Subclasses override `score` (and `project_keys` when part of the score depends only on the
-    encoder outputs, so it is computed once per source batch instead of once per step).
+    encoder outputs, so it is computed once per source batch instead of once per step), and
+    declare their name, decoder layout and cost (see the module docstring).
     """
+
+    name: ClassVar[str] = ""  # attention.type
+    query: ClassVar[str] = "current"  # "previous" (s_{t-1}, Bahdanau layout) | "current" (h_t)
+
+    @classmethod
+    def from_config(cls, cfg: AttentionConfig, query_size: int, key_size: int) -> Attention:
+        """The module for decoder states of `query_size` and encoder outputs of `key_size`."""
+        return cls(query_size, key_size)
+
+    @classmethod
+    def source_positions(cls, cfg: AttentionConfig) -> int | None:
+        """The most source positions (incl. EOS) the mechanism can score; None = no limit."""
+        return None
+
+    @classmethod
+    def check(cls, cfg: AttentionConfig, max_len: int) -> None:
+        """Raise ConfigError (one line) for settings this mechanism cannot use; `max_len` is
+        data.max_len, the longest training source (tokens, without EOS)."""
+        if cfg.score not in SCORES:
+            raise ConfigError(f"attention.score={cfg.score!r} is not one of {', '.join(SCORES)}")
+
+    @classmethod
+    def macs(cls, cfg: AttentionConfig, query_size: int, key_size: int) -> AttentionMacs:
+        """Forward multiply-adds; this default: q . k scores and the weighted sum of values."""
+        return AttentionMacs(0, 0, query_size + key_size)
 
     def project_keys(self, keys: Tensor) -> Tensor:
         """Encoder outputs (B,S,Hk) -> the precomputed key projection (B,S,Hp). Identity here."""
@@ -80,6 +126,14 @@ class BahdanauAttention(Attention):
     Attention hidden size n' = query_size. No biases, as in the paper's equations.
     """
 
+    name = "bahdanau"
+    query = "previous"
+
+    @classmethod
+    def macs(cls, cfg: AttentionConfig, query_size: int, key_size: int) -> AttentionMacs:
+        A = query_size  # U_a h_j per source; W_a s_{t-1} per target; v_a . tanh + context per pair
+        return AttentionMacs(key_size * A, query_size * A, A + key_size)
+
     def __init__(self, query_size: int, key_size: int) -> None:
         super().__init__()
         self.W_a = nn.Linear(query_size, query_size, bias=False)  # Hq -> A (A = Hq)
@@ -101,6 +155,8 @@ class BahdanauAttention(Attention):
 class LuongDotAttention(Attention):
     """Luong et al. 2015 global attention, `dot` score; needs query_size == key_size."""
 
+    name = "luong_dot"
+
     def __init__(self, query_size: int, key_size: int) -> None:
         super().__init__()
         if query_size != key_size:
@@ -117,6 +173,12 @@ class LuongDotAttention(Attention):
 
 class LuongGeneralAttention(Attention):
     """Luong et al. 2015 global attention, `general` score h_t^T W_a h̄_s (W_a h̄_s precomputed)."""
+
+    name = "luong_general"
+
+    @classmethod
+    def macs(cls, cfg: AttentionConfig, query_size: int, key_size: int) -> AttentionMacs:
+        return AttentionMacs(key_size * query_size, 0, query_size + key_size)  # W_a h̄_s once
 
     def __init__(self, query_size: int, key_size: int) -> None:
         super().__init__()
@@ -137,6 +199,13 @@ class LuongConcatAttention(Attention):
 
     W_a [h_t; h̄_s] is split as W1 h_t + W2 h̄_s with W2 h̄_s precomputed; hidden size = query_size.
     """
+
+    name = "luong_concat"
+
+    @classmethod
+    def macs(cls, cfg: AttentionConfig, query_size: int, key_size: int) -> AttentionMacs:
+        A = query_size  # W2 h̄_s per source, W1 h_t per target, v_a . tanh + context per pair
+        return AttentionMacs(key_size * A, query_size * A, A + key_size)
 
     def __init__(self, query_size: int, key_size: int) -> None:
         super().__init__()
@@ -162,6 +231,28 @@ class LuongLocationAttention(Attention):
     W_a maps the query to `max_src_len` position scores, sliced to the batch's S and masked.
     """
 
+    name = "luong_location"
+
+    @classmethod
+    def from_config(cls, cfg: AttentionConfig, query_size: int, key_size: int) -> Attention:
+        return cls(query_size, cfg.max_src_len)
+
+    @classmethod
+    def source_positions(cls, cfg: AttentionConfig) -> int | None:
+        return cfg.max_src_len  # W_a has one row per source position
+
+    @classmethod
+    def check(cls, cfg: AttentionConfig, max_len: int) -> None:
+        super().check(cfg, max_len)
+        if cfg.max_src_len < max_len + 1:
+            raise ConfigError(
+                f"attention.max_src_len={cfg.max_src_len} must be >= data.max_len + 1 ({max_len + 1})"
+            )
+
+    @classmethod
+    def macs(cls, cfg: AttentionConfig, query_size: int, key_size: int) -> AttentionMacs:
+        return AttentionMacs(0, query_size * cfg.max_src_len, key_size)  # W_a h_t; context
+
     def __init__(self, query_size: int, max_src_len: int) -> None:
         super().__init__()
         self.max_src_len = max_src_len
@@ -179,119 +270,16 @@ class LuongLocationAttention(Attention):
         return self.W_a(query)[:, :, :S]  # (B,T,max_src_len) -> (B,T,S)
 
 
-class LocalAttention(Attention):
-    """Luong et al. 2015 sec. 3.2 local attention around an aligned position p_t (B,T).
-
-    Alignment = softmax of `align.score` over the positions s with |s - p_t| <= D that are not
-    padding (eq. 7 restricted to the window), zero elsewhere; optionally multiplied by the
-    Gaussian exp(-(s - p_t)^2 / (2 sigma^2)), sigma = D/2 (eq. 10). Positions are 0-based.
-    Subclasses define `predict_position`.
-    """
-
-    def __init__(self, align: Attention, window: int, gaussian: bool) -> None:
-        super().__init__()
-        if window < 1:
-            raise ValueError(f"local attention needs window D >= 1, got {window}")
-        self.align = align  # a global Luong score: dot | general | concat
-        self.window = window  # D
-        self.sigma = window / 2  # Luong 2015, sec. 3.2: sigma = D/2 (set empirically)
-        self.gaussian = gaussian
-
-    def project_keys(self, keys: Tensor) -> Tensor:
-        """The key projection of the underlying score function: (B,S,Hk) -> (B,S,Hp)."""
-        return self.align.project_keys(keys)
-
-    def predict_position(self, query: Tensor, mask: Tensor, step: int = 0) -> Tensor:
-        """Aligned source position p_t (B,T) float32 for query (B,T,Hq) and mask (B,S)."""
-        raise NotImplementedError
-
-    def forward(
-        self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor, step: int = 0
-    ) -> tuple[Tensor, Tensor]:
-        """Context (B,T,Hv) and float32 weights (B,T,S), zero outside [p_t - D, p_t + D]."""
-        S = keys.size(1)
-        p_t = self.predict_position(query, mask, step)  # (B,T) float32
-        positions = torch.arange(S, device=keys.device, dtype=torch.float32)  # (S,)
-        dist = positions[None, None, :] - p_t[:, :, None]  # (1,1,S) - (B,T,1) -> (B,T,S)
-        in_window = dist.abs() <= self.window  # (B,T,S) Luong 2015, sec. 3.2: window [p_t-D, p_t+D]
-        allowed = in_window & mask[:, None, :]  # (B,T,S) inside the window and not padding
-        scores = self.align.score(query, keys)  # (B,T,S)
-        weights = masked_softmax(scores, allowed)  # (B,T,S) Luong 2015, eq. 7 over the window
-        if self.gaussian:
-            # Luong 2015, eq. 10: Gaussian centred on p_t, sigma = D/2
-            weights = weights * torch.exp(-dist.pow(2) / (2 * self.sigma**2))  # (B,T,S)
-        context = weights.to(values.dtype) @ values  # (B,T,S) @ (B,S,Hv) -> (B,T,Hv)
-        return context, weights
-
-
-class LocalMAttention(LocalAttention):
-    """Local-m (monotonic) attention, Luong et al. 2015 sec. 3.2: p_t = t.
-
-    p_t = step + i for query[:, i], clipped per sentence to [0, S_b - 1] (S_b = mask.sum(-1)).
-    `gaussian=None` follows the paper: local-m uses a_t of eq. 7 in the window, NO Gaussian.
-    """
-
-    def __init__(self, align: Attention, window: int, gaussian: bool | None = None) -> None:
-        super().__init__(align, window, gaussian=False if gaussian is None else gaussian)
-
-    def predict_position(self, query: Tensor, mask: Tensor, step: int = 0) -> Tensor:
-        """p_t = t clipped to [0, S_b - 1]: (B,T) float32."""
-        B, T = query.shape[:2]
-        last = (mask.sum(-1) - 1).clamp(min=0).float()  # (B,) S_b - 1
-        t = step + torch.arange(T, device=query.device, dtype=torch.float32)  # (T,)
-        p_t = torch.minimum(t[None, :].expand(B, T), last[:, None])  # (B,T) Luong 2015: p_t = t
-        return p_t.clamp(min=0.0)  # (B,T)
-
-
-class LocalPAttention(LocalAttention):
-    """Local-p (predictive) attention, Luong et al. 2015 sec. 3.2, eq. 9-10.
-
-    p_t = S_b * sigmoid(v_p^T tanh(W_p h_t)) with S_b the true length of each sentence, so
-    p_t is in [0, S_b] (0-based positions s = 0..S_b-1). `gaussian=None` follows the paper:
-    WITH the Gaussian, which is also the only path by which W_p and v_p receive gradients.
-    """
-
-    def __init__(
-        self, align: Attention, query_size: int, window: int, gaussian: bool | None = None
-    ) -> None:
-        super().__init__(align, window, gaussian=True if gaussian is None else gaussian)
-        self.W_p = nn.Linear(query_size, query_size, bias=False)  # Hq -> Hq
-        self.v_p = nn.Linear(query_size, 1, bias=False)  # Hq -> 1
-
-    def predict_position(self, query: Tensor, mask: Tensor, step: int = 0) -> Tensor:
-        """p_t = S_b * sigmoid(v_p^T tanh(W_p h_t)): (B,T) float32 in [0, S_b]."""
-        src_len = mask.sum(-1).float()  # (B,) S_b, true length per sentence
-        logit = self.v_p(torch.tanh(self.W_p(query))).squeeze(-1)  # (B,T,Hq) -> (B,T)
-        return src_len[:, None] * torch.sigmoid(logit.float())  # (B,T) Luong 2015, eq. 9
+# --- the global scores a local attention can use ---------------------------------------------
+SCORES: dict[str, type[Attention]] = {
+    "dot": LuongDotAttention,
+    "general": LuongGeneralAttention,
+    "concat": LuongConcatAttention,
+}  # the global scores a local attention can use (attention.score)
 
 
 def build_score(score: str, query_size: int, key_size: int) -> Attention:
     """The global Luong attention whose `score` a local attention uses: dot | general | concat."""
-    if score == "dot":
-        return LuongDotAttention(query_size, key_size)
-    elif score == "general":
-        return LuongGeneralAttention(query_size, key_size)
-    elif score == "concat":
-        return LuongConcatAttention(query_size, key_size)
-    raise ValueError(f"attention.score={score!r} is not one of dot, general, concat")
-
-
-def build_attention(cfg: AttentionConfig, query_size: int, key_size: int) -> Attention:
-    """The attention module `cfg.type` names, for decoder states of query_size, encoder outputs of key_size."""
-    if cfg.type == "bahdanau":
-        return BahdanauAttention(query_size, key_size)
-    elif cfg.type == "luong_dot":
-        return LuongDotAttention(query_size, key_size)
-    elif cfg.type == "luong_general":
-        return LuongGeneralAttention(query_size, key_size)
-    elif cfg.type == "luong_concat":
-        return LuongConcatAttention(query_size, key_size)
-    elif cfg.type == "luong_location":
-        return LuongLocationAttention(query_size, cfg.max_src_len)
-    elif cfg.type == "local_m":
-        align = build_score(cfg.score, query_size, key_size)
-        return LocalMAttention(align, cfg.window, cfg.gaussian)
-    elif cfg.type == "local_p":
-        align = build_score(cfg.score, query_size, key_size)
-        return LocalPAttention(align, query_size, cfg.window, cfg.gaussian)
-    raise ValueError(f"attention.type={cfg.type!r} is unknown")
+    if score not in SCORES:
+        raise ValueError(f"attention.score={score!r} is not one of {', '.join(SCORES)}")
+    return SCORES[score](query_size, key_size)

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.config import AttentionConfig, RNNConfig
-from nmt.models.attention import build_attention
 from nmt.models.dropout import Dropout
+from nmt.models.mechanisms import build_attention
 from nmt.runtime import fused_rnn
 
 PAD = 0  # nmt.data.tokenizer.PAD
@@ -73,7 +73,8 @@ class Decoder(nn.Module):
         self.cell = cfg.cell
         self.layers = cfg.dec_layers
         self.hidden = cfg.dec_hidden
-        self.bahdanau = att_cfg.type == "bahdanau"
+        self.attention = build_attention(att_cfg, query_size=cfg.dec_hidden, key_size=key_size)
+        self.bahdanau = self.attention.query == "previous"  # the layout the mechanism declares
         self.input_feed = cfg.input_feed and not self.bahdanau
         self.embed = nn.Embedding(vocab, cfg.emb_size, padding_idx=PAD)
         self.bridge = nn.Linear(key_size, cfg.dec_hidden * cfg.dec_layers)  # s_0 = tanh(W_s h_1^<-)
@@ -81,7 +82,6 @@ class Decoder(nn.Module):
         self.rnn = _rnn(
             cfg.cell, cfg.emb_size + extra, cfg.dec_hidden, cfg.dec_layers, cfg.dropout, False
         )
-        self.attention = build_attention(att_cfg, query_size=cfg.dec_hidden, key_size=key_size)
         if self.bahdanau:
             # Bahdanau 2015, A.2.2: t_i from [s_i; c_i; E y_{i-1}] (tanh in place of maxout)
             self.readout = nn.Linear(cfg.dec_hidden + key_size + cfg.emb_size, cfg.dec_hidden)

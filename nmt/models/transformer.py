@@ -33,17 +33,6 @@ from nmt.models import dropout as drop
 PAD = 0
 
 
-def inverse_sqrt_lr(step: int, warmup: int) -> float:
-    """LR multiplier: linear warm-up to 1.0 at `warmup`, then sqrt(warmup / step) (Vaswani sec. 5.3).
-
-    `step` counts optimizer updates from 1; step 0 is treated as step 1 so the first update
-    does not get a zero learning rate. `warmup <= 0` means no warm-up (1.0 at step 1).
-    """
-    warmup = max(int(warmup), 1)
-    step = max(int(step), 1)
-    return min(step / warmup, math.sqrt(warmup / step))
-
-
 def sinusoid_table(positions: Tensor, d_model: int) -> Tensor:
     """Sinusoidal encodings for `positions` (P,) -> (P, D) float32 (Vaswani eq. in sec. 3.5).
 
