@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nmt.config import DataConfig
+from nmt.config import Config, ConfigError, DataConfig, RNNConfig, validate
 from nmt.data import (
     DataError,
     TokenArray,
@@ -19,6 +19,14 @@ from nmt.data import (
     load_local_split,
     prepare_data,
     read_lines,
+)
+from nmt.data.sources import (
+    SOURCES,
+    CorpusSource,
+    HubSource,
+    LocalSource,
+    SyntheticSource,
+    open_source,
 )
 from nmt.data.synthetic import make_task, write_task
 
@@ -186,6 +194,47 @@ def test_auto_without_data_gives_one_clear_error(tmp_path, monkeypatch, datasets
         load_corpus(cfg)
 
 
+# --- the table of sources ------------------------------------------------------------
+
+
+def test_each_source_name_builds_its_class(tmp_path):
+    make_corpus(tmp_path / "c")
+    local = dict(root=str(tmp_path / "c"), hub_name="some/dataset")
+    assert type(open_source(DataConfig(source="local", **local))) is LocalSource
+    assert type(open_source(DataConfig(source="auto", **local))) is LocalSource
+    assert type(open_source(DataConfig(source="hub", **local))) is HubSource
+    auto = open_source(DataConfig(source="auto", root=str(tmp_path / "absent"), hub_name="x/y"))
+    assert type(auto) is HubSource and "absent" in auto.no_local
+    syn = DataConfig(source="synthetic", root=str(tmp_path / "s"), task_size=60)
+    assert type(open_source(syn)) is SyntheticSource and (tmp_path / "s" / "val.en").is_file()
+    with pytest.raises(DataError, match="is not one of auto, local, hub, synthetic"):
+        open_source(DataConfig(source="ftp"))
+    for cfg, key in [(DataConfig(source="local"), "data.root"), (DataConfig(source="hub"), "hub")]:
+        with pytest.raises(DataError, match=key):
+            open_source(cfg)
+
+
+def test_config_allows_exactly_the_sources_in_the_table():
+    for name in SOURCES:
+        validate(Config(data=DataConfig(source=name), model=RNNConfig()))
+    with pytest.raises(ConfigError) as err:
+        validate(Config(data=DataConfig(source="nope")))
+    allowed = str(err.value).split("choose one of ", 1)[1]
+    assert set(allowed.split(", ")) == set(SOURCES)
+
+
+def test_a_new_source_is_one_class_and_one_entry(tmp_path, monkeypatch):
+    class Upper(CorpusSource):
+        def _load(self, split, max_lines):
+            return [split.upper()] * (max_lines or 2), [split] * (max_lines or 2)
+
+    monkeypatch.setitem(SOURCES, "upper", Upper)
+    cfg = DataConfig(source="upper", lowercase=True, max_train_lines=3)
+    corpus = load_corpus(cfg)
+    assert corpus["train"] == (["train"] * 3, ["train"] * 3)  # max_train_lines, lowercase
+    assert corpus["valid"] == (["valid"] * 2, ["valid"] * 2)
+
+
 # --- synthetic ------------------------------------------------------------------------
 
 
@@ -256,6 +305,10 @@ def test_prepare_data_drops_and_counts(tmp_path, caplog):
     assert again.train.src.tolist() == bundle.train.src.tolist()
     enc = encode_sources(bundle.tokenizer, ["The Cat"], lowercase=True)
     assert isinstance(enc, TokenArray) and enc[0].tolist() == bundle.valid.src[2].tolist()
+    # data.tokenize splits punctuation off as the training text was
+    split = encode_sources(bundle.tokenizer, ["The cat."], lowercase=True, tokenize=True)
+    assert split[0].tolist() == bundle.tokenizer.encode_src(["the cat ."])[0]
+    assert split[0].tolist() != encode_sources(bundle.tokenizer, ["The cat."], True)[0].tolist()
 
 
 # --- real corpus ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import nmt.data
+import nmt.data.prepare
 from nmt.config import DataConfig
 from nmt.data import DataError, TokenArray, TokenArrayWriter, iter_local_pairs, prepare_data
 from nmt.data.stream import Reservoir
@@ -199,7 +199,7 @@ def test_hub_dataset_is_streamed_in_batches(tmp_path, monkeypatch):
     datasets.DatasetDict({"train": split, "validation": split, "test": split}).save_to_disk(
         str(tmp_path / "hub")
     )
-    monkeypatch.setattr(nmt.data, "CHUNK", 32)
+    monkeypatch.setattr(nmt.data.prepare, "CHUNK", 32)
     cfg = DataConfig(source="hub", hub_name=str(tmp_path / "hub"), spm_type="word", vocab_size=40)
     bundle = prepare_data(cfg, tmp_path / "run", None, 1, LOG)
     assert bundle.stats["n_read"] == 120 and bundle.stats["n_empty"] == 1
@@ -219,7 +219,7 @@ def _peak_bytes(fn) -> int:
 def test_memory_does_not_grow_with_the_corpus(tmp_path, monkeypatch):
     """Python/NumPy peak allocations of prepare_data (sampling, tokenizer, encoding) are flat in
     the corpus size: a 10x larger corpus may not need more than a little extra."""
-    monkeypatch.setattr(nmt.data, "CHUNK", 500)
+    monkeypatch.setattr(nmt.data.prepare, "CHUNK", 500)
     small = make_corpus(tmp_path / "small", 2_000)
     large = make_corpus(tmp_path / "large", 20_000)
     cfg = dict(spm_train_lines=300)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nmt.data.tokenizer import BOS, EOS, PAD, UNK, Tokenizer
+from nmt.data.tokenizer import BOS, EOS, EOS_PIECE, PAD, UNK, Tokenizer
 
 SRC = [
     "the quick brown fox jumps over the lazy dog",
@@ -69,3 +69,25 @@ def test_training_is_deterministic(tmp_path):
     a = Tokenizer.train(SRC, TGT, "bpe", 70, True, tmp_path / "a", max_lines=1000, seed=3)
     b = Tokenizer.train(SRC, TGT, "bpe", 70, True, tmp_path / "b", max_lines=1000, seed=3)
     assert a.to_dict() == b.to_dict()
+
+
+def test_src_pieces_with_eos_from_ids_and_from_text(tmp_path):
+    tok = Tokenizer.train(SRC, TGT, "word", 200, True, tmp_path, max_lines=1000)
+    line = "the dog reads a €"  # "€" is not in the vocabulary
+    ids = tok.encode_src([line])[0]
+    from_ids = tok.src_pieces_with_eos(ids)
+    assert from_ids == [*tok.src_pieces_from_ids(ids), "</s>"] and len(from_ids) == len(ids) + 1
+    assert from_ids[-2] == "<unk>" and EOS_PIECE == tok.src.id_to_piece(EOS) == "</s>"
+    # from text, unknown characters stay readable (attention plot labels)
+    from_text = tok.src_pieces_with_eos(line)
+    assert from_text[:-2] == from_ids[:-2] and from_text[-2] == "▁€" and from_text[-1] == "</s>"
+    assert tok.src_pieces_with_eos(line, limit=2) == [*from_ids[:2], "</s>"]
+    assert tok.src_pieces_with_eos([]) == ["</s>"]
+
+
+def test_special_ids_come_from_the_core_vocab_module():
+    import nmt.data.tokenizer as tokenizer_mod
+    import nmt.vocab
+
+    assert (PAD, UNK, BOS, EOS) == (nmt.vocab.PAD, nmt.vocab.UNK, nmt.vocab.BOS, nmt.vocab.EOS)
+    assert (PAD, UNK, BOS, EOS) == (0, 1, 2, 3) and tokenizer_mod.EOS_PIECE == nmt.vocab.EOS_PIECE

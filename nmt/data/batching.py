@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.vocab import BOS, EOS, PAD
 
 
 @dataclass

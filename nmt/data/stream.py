@@ -38,8 +38,10 @@ import numpy as np
 
 from nmt.config import DataConfig
 from nmt.data.arrays import TokenArray, TokenArrayWriter
-from nmt.data.corpus import DataError, PairStream
+from nmt.data.errors import DataError
+from nmt.data.pairs import PairStream
 from nmt.data.tokenizer import Tokenizer
+from nmt.files import atomic_write_text
 
 CHUNK = 10_000  # lines read, encoded and written at a time
 CACHE_VERSION = 1
@@ -206,40 +208,8 @@ def encode_train(
     tmp = data_dir / f".tmp-{key[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        src_w, tgt_w = TokenArrayWriter(tmp / "train.src"), TokenArrayWriter(tmp / "train.tgt")
-        n_read = n_empty = n_long = 0
-        try:
-            for src, tgt in stream.chunks(chunk):
-                s, t, e, lg = _encode_chunk(tokenizer, src, tgt, cfg.max_len)
-                src_w.append(s)
-                tgt_w.append(t)
-                n_read, n_empty, n_long = n_read + len(src), n_empty + e, n_long + lg
-        except BaseException:
-            src_w.abort()
-            tgt_w.abort()
-            raise
-        src_w.close()
-        tgt_w.close()
-        info = {
-            "version": CACHE_VERSION,
-            "key": key,
-            "corpus": stream.identity,
-            "max_len": cfg.max_len,
-            "tokenizer_sha256": tokenizer_digest(tokenizer),
-            "n_read": n_read,
-            "n_kept": src_w.count,
-            "n_empty": n_empty,
-            "n_long": n_long,
-            "src_ids": src_w.total,
-            "tgt_ids": tgt_w.total,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(info, indent=1) + "\n")
-        try:
-            os.rename(tmp, final)  # atomic publish; fails if another process published first
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            _remove_stale(data_dir, keep=final.name)
+        _write_encoded(tmp, stream, tokenizer, cfg, chunk, key)
+        _publish(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -248,6 +218,54 @@ def encode_train(
         raise DataError(f"encoded training data in {final} is unreadable")
     result.cached = False
     return result
+
+
+def _write_encoded(
+    folder: Path, stream: PairStream, tokenizer: Tokenizer, cfg: DataConfig, chunk: int, key: str
+) -> None:
+    """Encode and filter the split into `folder`: ids and offsets of both sides, manifest.json."""
+    src_w, tgt_w = TokenArrayWriter(folder / "train.src"), TokenArrayWriter(folder / "train.tgt")
+    n_read = n_empty = n_long = 0
+    try:
+        for src, tgt in stream.chunks(chunk):
+            s, t, e, lg = _encode_chunk(tokenizer, src, tgt, cfg.max_len)
+            src_w.append(s)
+            tgt_w.append(t)
+            n_read, n_empty, n_long = n_read + len(src), n_empty + e, n_long + lg
+    except BaseException:
+        src_w.abort()
+        tgt_w.abort()
+        raise
+    src_w.close()
+    tgt_w.close()
+    info = {
+        "version": CACHE_VERSION,
+        "key": key,
+        "corpus": stream.identity,
+        "max_len": cfg.max_len,
+        "tokenizer_sha256": tokenizer_digest(tokenizer),
+        "n_read": n_read,
+        "n_kept": src_w.count,
+        "n_empty": n_empty,
+        "n_long": n_long,
+        "src_ids": src_w.total,
+        "tgt_ids": tgt_w.total,
+    }
+    # written inside the unpublished folder: the folder rename below makes it visible whole
+    (folder / "manifest.json").write_text(json.dumps(info, indent=1) + "\n")
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename the finished folder `tmp` to `final` (atomic), then drop older encodings.
+
+    If another process published the same encoding first, the rename fails and ours is dropped.
+    """
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        _remove_stale(final.parent, keep=final.name)
 
 
 def _remove_stale(data_dir: Path, keep: str) -> None:
@@ -272,11 +290,11 @@ def cached_tokenizer(out_dir: Path, key: str) -> Tokenizer | None:
 
 
 def record_tokenizer(out_dir: Path, key: str, tokenizer: Tokenizer) -> None:
-    data_dir = Path(out_dir) / DATA_DIR
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = data_dir / f".{TOKENIZER_RECORD}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({"key": key, "sha256": tokenizer_digest(tokenizer)}) + "\n")
-    os.replace(tmp, data_dir / TOKENIZER_RECORD)
+    """Note which corpus and settings the tokenizer in `out_dir` was trained for."""
+    record = Path(out_dir) / DATA_DIR / TOKENIZER_RECORD
+    atomic_write_text(
+        record, json.dumps({"key": key, "sha256": tokenizer_digest(tokenizer)}) + "\n"
+    )
 
 
 def train_tokenizer(

@@ -7,13 +7,16 @@ Sentences are space-separated symbols `a0 .. a{alphabet-1}`; the target is the r
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from nmt.files import atomic_write_text
+
 TASKS = ("reverse", "copy")
-SPLIT_PREFIXES = ("train", "val", "test")
+SYNTHETIC_PREFIXES = {"train": "train", "valid": "val", "test": "test"}  # split -> file prefix
+SPLIT_PREFIXES = tuple(SYNTHETIC_PREFIXES.values())
+SYNTHETIC_SEED = 1234  # data.source=synthetic: the same task for every run seed
 MANIFEST = "task.json"
 
 
@@ -38,11 +41,9 @@ def make_task(
     return src, tgt
 
 
-def _write_atomic(path: Path, lines: list[str]) -> None:
-    """Write lines to `path` via a temporary file so readers never see a partial file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+def _write_lines(path: Path, lines: list[str]) -> None:
+    """Write lines atomically, so readers never see a partial file."""
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def write_task(
@@ -85,9 +86,7 @@ def write_task(
     small = max(size // 10, 50)
     for k, (prefix, n) in enumerate(zip(SPLIT_PREFIXES, (size, small, small))):
         src, tgt = make_task(task, n, alphabet, min_len, max_len, seed=seed * 1000 + k)
-        _write_atomic(root / f"{prefix}.{src_lang}", src)
-        _write_atomic(root / f"{prefix}.{tgt_lang}", tgt)
-    tmp = manifest.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(params, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, manifest)
+        _write_lines(root / f"{prefix}.{src_lang}", src)
+        _write_lines(root / f"{prefix}.{tgt_lang}", tgt)
+    atomic_write_text(manifest, json.dumps(params, sort_keys=True))
     return True

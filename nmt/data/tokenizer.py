@@ -1,20 +1,23 @@
 """SentencePiece subword tokenizers for the source and target side (joint or separate).
 
-Special ids are fixed for every model: PAD=0, UNK=1, BOS=2, EOS=3. Encoding never adds
-BOS/EOS; `nmt.data.batching.collate` frames sequences.
+Special ids are fixed for every model (`nmt.vocab`: PAD=0, UNK=1, BOS=2, EOS=3) and are
+re-exported here. Encoding never adds BOS/EOS; `nmt.data.batching.collate` frames sequences.
 """
 
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import sentencepiece as spm
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
+from nmt.files import atomic_write
+from nmt.vocab import BOS, EOS, EOS_PIECE, PAD, UNK
+
+__all__ = ["BOS", "EOS", "EOS_PIECE", "MODEL_TYPES", "PAD", "UNK", "Tokenizer"]
+
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
 JOINT_FILE = "spm.model"
 SRC_FILE = "spm.src.model"
@@ -64,10 +67,8 @@ def _train_one(
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to `path` through a temporary file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write bytes to `path` atomically (a reader never sees half a model)."""
+    atomic_write(path, lambda f: f.write(data))
 
 
 class Tokenizer:
@@ -197,6 +198,20 @@ class Tokenizer:
     def src_pieces_from_ids(self, ids: Sequence[int]) -> list[str]:
         """The source piece of every id as given."""
         return [self.src.id_to_piece(int(i)) for i in ids]
+
+    def src_pieces_with_eos(
+        self, source: str | Sequence[int], limit: int | None = None
+    ) -> list[str]:
+        """Labels of the source positions a model attends over: pieces, cut to `limit`, then `</s>`.
+
+        `source` is a line (split as SentencePiece splits it, characters outside the vocabulary
+        kept as written, which reads better in plots) or source ids (the piece of every id,
+        unknown ones as `<unk>`). The model appends EOS to every source, hence the last label.
+        """
+        pieces = (
+            self.src_pieces(source) if isinstance(source, str) else self.src_pieces_from_ids(source)
+        )
+        return pieces[:limit] + [EOS_PIECE]
 
     def tgt_pieces_from_ids(self, ids: Sequence[int]) -> list[str]:
         """The target piece of every id as given (special ids map to `<pad>`, `<s>`, `</s>`)."""
