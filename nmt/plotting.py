@@ -163,7 +163,6 @@ def records_from_checkpoint(
     tr = Translator(checkpoint, device)
     check_layer_head(tr.cfg, layer, head)
     name = describe_model(tr.cfg, layer, head)
-    lower = tr.cfg.data.lowercase
     out = []
     if refs is None:
         with torch.no_grad():
@@ -178,8 +177,8 @@ def records_from_checkpoint(
         raise ValueError(f"{len(sources)} --src but {len(refs)} --ref sentences")
     atts = forced_attention(tr, sources, refs, layer=layer, head=head)
     for i, (line, ref, att) in enumerate(zip(sources, refs, atts), start=1):
-        src = tr.tokenizer.src_pieces(line.lower() if lower else line)[: tr.max_src_len] + ["</s>"]
-        tgt = tr.tokenizer.tgt_pieces(ref.lower() if lower else ref)
+        src = tr.tokenizer.src_pieces(tr.prepare(line))[: tr.max_src_len] + ["</s>"]
+        tgt = tr.tokenizer.tgt_pieces(tr.prepare(ref))
         out.append(
             {
                 "line": i,

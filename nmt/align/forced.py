@@ -1,0 +1,138 @@
+"""Forced decoding: the attention a model pays while it is fed the reference translation.
+
+The reference is fed with teacher forcing (`model.forward(..., return_attention=True)`,
+batched, shortest first). Row t of a sentence's attention is the distribution used to predict
+target piece t, the last row predicts EOS; the last column is the source `</s>`. Both sides go
+through `Translator.prepare` first, so the model sees the text the way it saw it in training
+(`data.lowercase`, `data.tokenize`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from nmt.align.common import AlignError, Link
+from nmt.align.links import extract_argmax, extract_threshold
+from nmt.align.words import aggregate_to_words, piece_weights, word_ids_in
+from nmt.data.batching import collate
+from nmt.models import reduce_attention
+
+if TYPE_CHECKING:
+    from nmt.translate import Translator
+
+
+def check_layer_head(cfg, layer: int = -1, head: int | None = None) -> None:
+    """Raise AlignError if a Transformer `layer`/`head` is out of range for the config (both are
+    ignored for RNN models, which have one attention distribution per step)."""
+    if getattr(cfg.model, "arch", "rnn") != "transformer":
+        return
+    n_layers, n_heads = cfg.model.dec_layers, cfg.model.heads
+    if not -n_layers <= layer < n_layers:
+        raise AlignError(f"--layer {layer} is out of range: the decoder has {n_layers} layers")
+    if head is not None and not -n_heads <= head < n_heads:
+        raise AlignError(f"--head {head} is out of range: the model has {n_heads} heads")
+
+
+def _encode(
+    translator: Translator, src_lines: Sequence[str], tgt_lines: Sequence[str]
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Piece ids of the prepared lines; sources cut to the model's source limit."""
+    tok = translator.tokenizer
+    src_ids = tok.encode_src([translator.prepare(line) for line in src_lines])
+    tgt_ids = tok.encode_tgt([translator.prepare(line) for line in tgt_lines])
+    return [ids[: translator.max_src_len] for ids in src_ids], tgt_ids
+
+
+@torch.no_grad()
+def forced_attention(
+    translator: Translator,
+    src_lines: Sequence[str],
+    tgt_lines: Sequence[str],
+    batch_size: int = 32,
+    layer: int = -1,
+    head: int | None = None,
+) -> list[np.ndarray]:
+    """Teacher-forced attention for every sentence pair, as float32 (T + 1, S + 1) arrays.
+
+    Rows are the target pieces then EOS (row t predicts piece t); columns the source pieces
+    (cut to the model's source limit) then `</s>`. Transformer attention is reduced to one layer
+    and one head or the head average (`nmt.models.reduce_attention`)."""
+    if len(src_lines) != len(tgt_lines):
+        raise AlignError(f"{len(src_lines)} source but {len(tgt_lines)} target lines")
+    check_layer_head(translator.cfg, layer, head)
+    src_ids, tgt_ids = _encode(translator, src_lines, tgt_lines)
+    # shortest first: batches of similar length waste little on padding
+    order = sorted(range(len(src_ids)), key=lambda i: (len(src_ids[i]), len(tgt_ids[i])))
+    out: list[np.ndarray] = [np.empty(0)] * len(src_ids)
+    translator.model.eval()
+    for start in range(0, len(order), max(1, batch_size)):
+        idx = order[start : start + batch_size]
+        batch = collate([src_ids[i] for i in idx], [tgt_ids[i] for i in idx], idx)
+        batch = batch.to(translator.device)
+        _, att = translator.model(
+            batch.src, batch.src_lens, batch.tgt_in, return_attention=True
+        )  # (B,T+1,S+1) RNN, (B,T+1,L,heads,S+1) Transformer
+        att = att.float().cpu()
+        for k, i in enumerate(idx):
+            a = att[k, : len(tgt_ids[i]) + 1][..., : len(src_ids[i]) + 1]  # padding cut off
+            out[i] = reduce_attention(a, layer, head).numpy()  # (T+1, S+1)
+    return out
+
+
+@dataclass
+class ModelLinks:
+    """Links extracted from one model, in the model's (source word, target word) orientation."""
+
+    argmax: list[set[Link]]
+    threshold: list[set[Link]]
+    mismatched: list[int]  # 0-based lines whose piece-words do not match the whitespace words
+
+
+def _gold_word_attention(
+    translator: Translator, src: str, tgt: str, attention: np.ndarray, renormalize: bool
+) -> np.ndarray | None:
+    """One sentence's forced attention over the whitespace words of the given lines (the words
+    the gold counts), (target words, source words); None when the pieces do not group into
+    them."""
+    tok = translator.tokenizer
+    src_words, tgt_words = src.split(), tgt.split()
+    tgt_pieces = tok.tgt_pieces(translator.prepare(tgt))
+    src_ids = word_ids_in(tok.src_pieces(translator.prepare(src)), src_words)
+    tgt_ids = word_ids_in(tgt_pieces, tgt_words)
+    if src_ids is None or tgt_ids is None:
+        return None
+    weights = piece_weights(attention, len(tgt_pieces), renormalize)  # (T pieces, S' pieces)
+    return aggregate_to_words(weights, src_ids, tgt_ids, len(src_words), len(tgt_words))
+
+
+def model_alignments(
+    translator: Translator,
+    src_lines: Sequence[str],
+    tgt_lines: Sequence[str],
+    threshold: float = 0.3,
+    batch_size: int = 32,
+    layer: int = -1,
+    head: int | None = None,
+    renormalize: bool = False,
+) -> ModelLinks:
+    """Forced decoding, word aggregation and extraction (argmax, threshold) for a model.
+
+    A sentence whose pieces do not group into the whitespace words of the given lines gets no
+    links and is listed in `mismatched`."""
+    att = forced_attention(translator, src_lines, tgt_lines, batch_size, layer, head)
+    links = ModelLinks([], [], [])
+    for k, (s, t, a) in enumerate(zip(src_lines, tgt_lines, att)):
+        w = _gold_word_attention(translator, s, t, a, renormalize)  # (T words, S words)
+        if w is None:
+            links.mismatched.append(k)
+            links.argmax.append(set())
+            links.threshold.append(set())
+            continue
+        links.argmax.append(extract_argmax(w))
+        links.threshold.append(extract_threshold(w, threshold))
+    return links

@@ -1,0 +1,210 @@
+"""What `nmt-align` does, step by step: read the test set, predict links with every method
+asked for (attention of one or two models, eflomal), score them all on the same sentences.
+
+Predictions are kept in the model's (source word, target word) orientation; the gold is
+flipped into it once, and links written with `--links-out` are flipped back into gold order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from nmt.align.baseline import eflomal_align
+from nmt.align.common import AlignError, Link
+from nmt.align.forced import model_alignments
+from nmt.align.gold import (
+    GoldAlignment,
+    check_bounds,
+    flip,
+    format_talp,
+    gold_is_flipped,
+    read_talp,
+)
+from nmt.align.links import score_alignments, symmetrise
+from nmt.data.corpus import read_lines
+from nmt.files import atomic_write_text
+from nmt.translate import Translator
+
+Predictions = dict[str, list[set[Link]]]  # method name -> links per sentence
+
+
+@dataclass
+class GoldCorpus:
+    """Test sentences and their gold links, in the model's (source, target) orientation."""
+
+    src: list[str]
+    tgt: list[str]
+    gold: GoldAlignment
+    src_lang: str | None
+    tgt_lang: str | None
+    flipped: bool  # whether the gold file lists (target, source)
+
+
+def _read(path: str, limit: int | None = None) -> list[str]:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    return read_lines(path, limit)
+
+
+def _lang_from_path(path: str) -> str | None:
+    """The language code a file name ends in: `test.de` or `train.de.gz` -> `de`."""
+    name = Path(path).name
+    name = name[:-3] if name.endswith(".gz") else name
+    suffix = Path(name).suffix
+    return suffix[1:] if suffix else None
+
+
+def _warn(message: str) -> None:
+    print(f"nmt-align: warning: {message}", file=sys.stderr)
+
+
+def load_translator(checkpoint: str, device: str) -> Translator:
+    """The model of `checkpoint`, with a warning when it was trained on cased text."""
+    translator = Translator(checkpoint, device)
+    if not translator.cfg.data.lowercase:
+        _warn(
+            "the model was trained on cased text (data.lowercase=false); "
+            "the gold text is lowercased"
+        )
+    return translator
+
+
+def read_test_files(args: argparse.Namespace) -> tuple[list[str], list[str], GoldAlignment]:
+    """The test lines of both sides and the gold links, as the files give them."""
+    src, tgt = _read(args.src, args.limit), _read(args.tgt, args.limit)
+    gold = read_talp(args.gold).head(args.limit)
+    if not len(src) == len(tgt) == len(gold):
+        raise AlignError(f"{len(src)} source, {len(tgt)} target and {len(gold)} gold lines differ")
+    return src, tgt, gold
+
+
+def orient(
+    args: argparse.Namespace,
+    src: list[str],
+    tgt: list[str],
+    gold: GoldAlignment,
+    translator: Translator | None,
+) -> GoldCorpus:
+    """The test set in the model's direction: that of the checkpoint, else of the file names."""
+    if translator is not None:
+        src_lang, tgt_lang = translator.cfg.data.src_lang, translator.cfg.data.tgt_lang
+    else:
+        src_lang, tgt_lang = _lang_from_path(args.src), _lang_from_path(args.tgt)
+    flipped = gold_is_flipped(args.gold_order, src_lang, tgt_lang)
+    if flipped:
+        gold = gold.flipped()  # now (model source word, model target word)
+    check_bounds(gold, [len(s.split()) for s in src], [len(t.split()) for t in tgt])
+    return GoldCorpus(src, tgt, gold, src_lang, tgt_lang, flipped)
+
+
+def _model_kwargs(args: argparse.Namespace) -> dict:
+    return {
+        "threshold": args.threshold,
+        "batch_size": args.batch_size,
+        "layer": args.layer,
+        "head": args.head,
+        "renormalize": args.renormalize,
+    }
+
+
+def attention_predictions(
+    args: argparse.Namespace, translator: Translator, test: GoldCorpus
+) -> tuple[Predictions, set[int]]:
+    """argmax and threshold links of the model (and with `--reverse-ckpt` those of the reverse
+    model and both symmetrisations); the lines whose pieces do not match the gold's words."""
+    fw = model_alignments(translator, test.src, test.tgt, **_model_kwargs(args))
+    predictions = {"argmax": fw.argmax, f"threshold>={args.threshold:g}": fw.threshold}
+    excluded = set(fw.mismatched)
+    if args.reverse_ckpt:
+        rev_argmax, rev_excluded = _reverse_argmax(args, test)
+        excluded |= rev_excluded
+        predictions["reverse argmax"] = rev_argmax
+        pairs = list(zip(fw.argmax, rev_argmax))
+        predictions["intersect"] = [symmetrise(a, b, "intersection") for a, b in pairs]
+        predictions["grow-diag-final"] = [symmetrise(a, b, "grow-diag-final") for a, b in pairs]
+    return predictions, excluded
+
+
+def _reverse_argmax(args: argparse.Namespace, test: GoldCorpus) -> tuple[list[set[Link]], set[int]]:
+    """argmax links of the `--reverse-ckpt` model (target -> source), flipped to (source,
+    target)."""
+    reverse = Translator(args.reverse_ckpt, args.device)
+    langs = (reverse.cfg.data.src_lang, reverse.cfg.data.tgt_lang)
+    if langs != (test.tgt_lang, test.src_lang):
+        _warn(
+            f"--reverse-ckpt translates {langs[0]}->{langs[1]}, "
+            f"expected {test.tgt_lang}->{test.src_lang}"
+        )
+    rv = model_alignments(reverse, test.tgt, test.src, **_model_kwargs(args))
+    return [flip(x) for x in rv.argmax], set(rv.mismatched)
+
+
+def eflomal_predictions(args: argparse.Namespace, test: GoldCorpus) -> tuple[Predictions, int]:
+    """The eflomal baseline's links and the number of training pairs it was given."""
+    train_src = _read(args.train_src, args.max_train_lines) if args.train_src else []
+    train_tgt = _read(args.train_tgt, args.max_train_lines) if args.train_tgt else []
+    links = eflomal_align(
+        test.src, test.tgt, train_src, train_tgt, args.symmetrise, args.train_tokenize
+    )
+    return {f"eflomal ({args.symmetrise})": links}, min(len(train_src), len(train_tgt))
+
+
+def score_all(predictions: Predictions, gold: GoldAlignment, keep: list[int]) -> dict[str, dict]:
+    """AER, precision and recall of every method over the same sentences `keep`."""
+    sure = [gold.sure[k] for k in keep]
+    possible = [gold.possible[k] for k in keep]
+    return {
+        name: score_alignments([pred[k] for k in keep], sure, possible)
+        for name, pred in predictions.items()
+    }
+
+
+def write_links(folder: str | Path, predictions: Predictions, flipped: bool) -> None:
+    """One talp file per method, in the gold file's order of indices."""
+    for name, pred in predictions.items():
+        fname = re.sub(r"[^A-Za-z0-9.=-]+", "_", name).strip("_") + ".talp"
+        lines = [format_talp(flip(p) if flipped else p) for p in pred]
+        atomic_write_text(Path(folder) / fname, "".join(line + "\n" for line in lines))
+
+
+def run_align(args: argparse.Namespace) -> dict:
+    """Everything `nmt-align` does, returning the JSON report."""
+    src, tgt, gold = read_test_files(args)
+    translator = load_translator(args.checkpoint, args.device) if args.checkpoint else None
+    test = orient(args, src, tgt, gold, translator)
+    report: dict = {
+        "checkpoint": args.checkpoint,
+        "reverse_checkpoint": args.reverse_ckpt,
+        "direction": f"{test.src_lang}->{test.tgt_lang}",
+        "gold": args.gold,
+        "gold_order": args.gold_order,
+        "sentences": len(test.src),
+        "threshold": args.threshold,
+        "results": {},
+    }
+    predictions: Predictions = {}
+    excluded: set[int] = set()
+    if translator is not None:
+        predictions, excluded = attention_predictions(args, translator, test)
+    if args.eflomal:
+        links, report["eflomal_train_pairs"] = eflomal_predictions(args, test)
+        predictions.update(links)
+        report["eflomal_sees_test"] = True
+    if not predictions:
+        raise AlignError("nothing to score: give a checkpoint and/or --eflomal")
+    if excluded:
+        _warn(
+            f"{len(excluded)} sentence(s) left out: their subword pieces do not group into "
+            f"the gold's whitespace words (first: line {min(excluded) + 1})"
+        )
+    keep = [k for k in range(len(test.src)) if k not in excluded]
+    report["excluded_lines"] = sorted(k + 1 for k in excluded)
+    report["results"] = score_all(predictions, test.gold, keep)
+    report["scored_sentences"] = len(keep)
+    if args.links_out:
+        write_links(args.links_out, predictions, test.flipped)
+    return report

@@ -1,0 +1,76 @@
+"""Tests for nmt.align.links: AER scoring, argmax/threshold extraction, symmetrisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nmt.align import (
+    AlignError,
+    GoldAlignment,
+    extract_argmax,
+    extract_threshold,
+    score_alignments,
+    symmetrise,
+)
+
+# word-level attention (target words, source words), as aggregated in test_align_words.py
+WORDS = np.array(
+    [
+        [0.7, 0.2],  # the
+        [0.1, 0.8],  # little
+        [0.05, 0.8],  # house
+    ]
+)
+
+
+def test_gold_against_itself_has_zero_aer():
+    gold = GoldAlignment([{(0, 0), (1, 2)}, {(0, 1)}], [{(0, 0), (1, 2), (2, 2)}, {(0, 1), (1, 1)}])
+    for predicted in (gold.sure, gold.possible):
+        r = score_alignments(predicted, gold.sure, gold.possible)
+        assert r["aer"] == 0.0
+        assert r["precision"] == 1.0 and r["recall"] == 1.0
+
+
+def test_hand_computed_aer():
+    sure = [{(0, 0), (1, 1)}]
+    possible = [{(1, 2)}]  # scoring adds S to P
+    predicted = [{(0, 0), (1, 2), (2, 2)}]
+    r = score_alignments(predicted, sure, possible)
+    # |A∩S| = 1, |A∩P| = 2, |A| = 3, |S| = 2 -> AER = 1 - 3/5
+    assert r["aer"] == pytest.approx(0.4)
+    assert r["precision"] == pytest.approx(2 / 3)
+    assert r["recall"] == pytest.approx(0.5)
+    assert r["links"] == 3 and r["sure"] == 2
+    empty = score_alignments([set()], sure, possible)
+    assert empty["aer"] == 1.0 and empty["precision"] == 0.0 and empty["recall"] == 0.0
+    with pytest.raises(AlignError):
+        score_alignments([set(), set()], sure, possible)
+
+
+def test_argmax_and_threshold_extraction():
+    assert extract_argmax(WORDS) == {(0, 0), (1, 1), (1, 2)}  # (source word, target word)
+    assert extract_threshold(WORDS, 0.3) == {(0, 0), (1, 1), (1, 2)}
+    assert extract_threshold(WORDS, 0.15) == {(0, 0), (1, 0), (1, 1), (1, 2)}
+    assert extract_argmax(np.zeros((2, 3))) == set()  # rows without weight give no link
+    assert extract_argmax(np.zeros((0, 0))) == set()
+
+
+def test_symmetrise():
+    fwd = {(0, 0), (1, 1), (0, 1)}
+    rev = {(0, 0), (1, 1)}
+    assert symmetrise(fwd, rev, "intersection") == {(0, 0), (1, 1)}
+    assert symmetrise(fwd, rev, "union") == fwd
+    # (0, 1) joins two already aligned words: grow-diag-final leaves it out
+    assert symmetrise(fwd, rev, "grow-diag-final") == {(0, 0), (1, 1)}
+    # (2, 1) neighbours (1, 1) and covers unaligned source word 2; then (2, 2) diagonal
+    assert symmetrise({(0, 0), (1, 1), (2, 1)}, {(0, 0), (1, 1), (2, 2)}) == {
+        (0, 0),
+        (1, 1),
+        (2, 1),
+        (2, 2),
+    }
+    # final step: a far link covering an unaligned target word is added
+    assert symmetrise({(0, 0), (0, 5)}, {(0, 0)}) == {(0, 0), (0, 5)}
+    with pytest.raises(AlignError):
+        symmetrise(fwd, rev, "grow")
