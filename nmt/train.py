@@ -287,7 +287,7 @@ def _run(cfg: DictConfig) -> float:
 
     from nmt.checkpoint import CheckpointError
     from nmt.data.corpus import DataError
-    from nmt.report import finished_metrics, record_failure
+    from nmt.rundir import finished_metrics, record_failure
     from nmt.trainer import TrainingError, run
 
     hc = HydraConfig.get()
