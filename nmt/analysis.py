@@ -1,4 +1,4 @@
-"""Attention statistics per model and the BLEU-by-source-length plot.
+"""Attention statistics per model, and the BLEU-by-length table of a test decode.
 
 Statistics (`attention_stats`) are computed on attention matrices of shape (T, S) whose last
 column is the source end-of-sentence token `</s>` (the layout of `Hypothesis.attention` and of
@@ -17,8 +17,9 @@ of its heads, i.e. the same matrix the heatmaps show.
   with fewer than 2 tokens or a constant j_t are skipped): +1 for a diagonal, -1 for an
   anti-diagonal (e.g. the synthetic reversal task), near 0 for no order.
 
-`analyse_test_run` adds these statistics to a finished test decode and draws
+`analyse_test_run` adds these statistics to a finished test decode and has `nmt.viz` draw
 `bleu_by_length.png` in the run folder; `python -m nmt.analysis` does the same from files.
+This module computes; every figure is drawn by `nmt.viz`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from nmt.rundir import read_metrics, update_metrics
 
 
 def _as_matrix(att: Any, layer: int = -1, head: int | None = None) -> np.ndarray:
@@ -121,62 +124,11 @@ def attention_stats(
     }
 
 
-# --- BLEU by source length ---------------------------------------------------------------------
-def plot_bleu_by_length(
-    runs: Mapping[str, Sequence[Mapping[str, Any]]],
-    path: str | Path,
-    title: str = "BLEU by source sentence length",
-) -> Path:
-    """Line plot of BLEU per source-length bucket, one line per run (Bahdanau et al. 2015, Fig. 2).
-
-    `runs` maps a label to a `bleu_by_length` table (`[{"bucket", "sentences", "bleu"}, ...]`,
-    as in metrics.json); buckets without sentences (bleu None) leave a gap. The x axis takes the
-    buckets of the first run, labelled with its sentence counts. Saves PNG (or SVG by suffix)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not runs:
-        raise ValueError("no runs to plot")
-    first = next(iter(runs.values()))
-    labels = [str(b["bucket"]) for b in first]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(labels) + 2.0), 3.8))
-    for name, table in runs.items():
-        by_bucket = {str(b["bucket"]): b.get("bleu") for b in table}
-        y = [np.nan if by_bucket.get(lab) is None else float(by_bucket[lab]) for lab in labels]
-        ax.plot(range(len(labels)), y, marker="o", label=name)
-    ax.set_xticks(
-        range(len(labels)), labels=[f"{b['bucket']}\n(n={b.get('sentences', '?')})" for b in first]
-    )
-    ax.set_xlabel("source length (words)")
-    ax.set_ylabel("BLEU")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.margins(y=0.12)
-    ax.set_ylim(bottom=0)
-    if len(runs) > 1 or next(iter(runs)):
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
+# --- a run's test decode ----------------------------------------------------------------------
 def run_label(metrics: Mapping[str, Any], fallback: str = "") -> str:
     """The legend label of a run, e.g. `rnn bahdanau`, from its metrics (or the fallback)."""
     parts = [str(metrics[k]) for k in ("model", "attention") if metrics.get(k)]
     return " ".join(parts) or fallback
-
-
-def load_metrics(path: str | Path) -> dict[str, Any]:
-    """metrics.json of a run folder, or the given JSON file."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "metrics.json"
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def analyse_test_run(
@@ -212,14 +164,13 @@ def analyse_test_run(
         bleu_by_length = compute(text, test_split.tgt_text, test_split.src_text, edges)
     result = {"attention_stats": stats, "bleu_by_length": list(bleu_by_length)}
     try:
+        from nmt.viz import plot_bleu_by_length
+
         plot_bleu_by_length({label or run_dir.name: bleu_by_length}, run_dir / "bleu_by_length.png")
     except (OSError, RuntimeError, ValueError) as err:  # a failed plot must not lose the metrics
         logging.getLogger("nmt").warning("bleu_by_length.png not written: %s", err)
-    metrics_path = run_dir / "metrics.json"
-    if write_metrics and metrics_path.is_file():
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        metrics.update(result)
-        metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    if write_metrics:
+        update_metrics(run_dir, result)
     return result
 
 
@@ -234,7 +185,24 @@ def read_attention_jsonl(path: str | Path) -> list[np.ndarray]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def bleu_length_tables(
+    runs: Sequence[str | Path], labels: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """{legend label: bleu_by_length table} of run folders or metrics.json files; a repeated
+    label gets a prime (') so that no run is dropped."""
+    tables: dict[str, Any] = {}
+    for k, run in enumerate(runs):
+        m = read_metrics(run)
+        if "bleu_by_length" not in m:
+            raise ValueError(f"{run}: metrics have no bleu_by_length table")
+        name = labels[k] if labels and k < len(labels) else run_label(m, Path(run).name)
+        while name in tables:
+            name += "'"
+        tables[name] = m["bleu_by_length"]
+    return tables
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m nmt.analysis",
         description="BLEU-by-length plots from metrics.json files and attention statistics "
@@ -251,23 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         "stats", help="attention statistics of nmt-translate --attention-out files"
     )
     p_stats.add_argument("files", nargs="+")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "bleu-length":
-            runs: dict[str, Any] = {}
-            for k, run in enumerate(args.runs):
-                m = load_metrics(run)
-                if "bleu_by_length" not in m:
-                    raise ValueError(f"{run}: metrics have no bleu_by_length table")
-                name = (
-                    args.labels[k]
-                    if args.labels and k < len(args.labels)
-                    else run_label(m, Path(run).name)
-                )
-                while name in runs:
-                    name += "'"
-                runs[name] = m["bleu_by_length"]
-            print(plot_bleu_by_length(runs, args.output))
+            from nmt.viz import plot_bleu_by_length
+
+            print(plot_bleu_by_length(bleu_length_tables(args.runs, args.labels), args.output))
         else:
             for f in args.files:
                 print(json.dumps({"file": f, **attention_stats(read_attention_jsonl(f))}))

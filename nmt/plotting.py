@@ -1,4 +1,4 @@
-"""Attention heatmaps: target tokens as rows, source tokens as columns (Agg backend).
+"""`nmt-plot`: attention heatmaps (target tokens as rows, source tokens as columns) as PNG or SVG.
 
 `nmt-plot` draws a heatmap PNG (and SVG with `--svg` or an `.svg` output path) either
 
@@ -19,6 +19,7 @@ attention already reduced by `nmt-translate --layer/--head`.
 
 Labels use matplotlib's default font (DejaVu Sans, which has umlauts and `▁`); for long
 sentences the cells and the label font shrink and labels longer than 18 characters are cut.
+This module reads records and calls `nmt.viz`, which draws.
 """
 
 from __future__ import annotations
@@ -30,65 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-MAX_LABEL = 18
-
-
-def _label(token: str) -> str:
-    token = str(token)
-    return token if len(token) <= MAX_LABEL else token[: MAX_LABEL - 1] + "…"
-
-
-def plot_heatmap(
-    weights: np.ndarray,
-    src_tokens: Sequence[str],
-    tgt_tokens: Sequence[str],
-    path: str | Path | None = None,
-    title: str = "",
-    svg: bool = False,
-) -> plt.Figure:
-    """Draw a (T, S) attention matrix with labelled axes and a colour bar.
-
-    When `path` is set the figure is saved there (the format follows the suffix: .png or .svg)
-    and closed; with `svg=True` an SVG copy is written next to it as well."""
-    weights = np.asarray(weights, dtype=np.float32)
-    if weights.ndim != 2:
-        raise ValueError(f"attention must be a (T, S) matrix, got shape {weights.shape}")
-    T, S = weights.shape
-    n = max(T, S, 1)
-    cell = 0.32 if n <= 40 else max(0.12, 13.0 / n)  # long sentences shrink
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.8 + cell * S), max(3.0, 1.2 + cell * T)))
-    image = ax.imshow(
-        weights,
-        cmap="viridis",
-        vmin=0.0,
-        vmax=max(1e-6, float(weights.max(initial=0.0))),
-        aspect="auto",
-    )
-    fontsize = 9 if n <= 40 else max(4, int(360 / n))
-    ax.set_xticks(
-        range(S), labels=[_label(t) for t in list(src_tokens)[:S]], rotation=90, fontsize=fontsize
-    )
-    ax.set_yticks(range(T), labels=[_label(t) for t in list(tgt_tokens)[:T]], fontsize=fontsize)
-    ax.set_xlabel("source")
-    ax.set_ylabel("target")
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
-    fig.tight_layout()
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-        if svg and path.suffix.lower() != ".svg":
-            fig.savefig(path.with_suffix(".svg"))
-        plt.close(fig)
-    return fig
+from nmt.viz import plot_heatmap  # the trainer and older callers import it from here
 
 
 def merge_subwords(
@@ -155,27 +100,49 @@ def records_from_checkpoint(
 ) -> list[dict]:
     """Attention records (the `--attention-out` layout plus "model"/"title") for sentences:
     beam-search translations, or forced decoding of `refs` when given."""
-    import torch
-
     from nmt.align import check_layer_head
     from nmt.translate import Translator
 
     tr = Translator(checkpoint, device)
     check_layer_head(tr.cfg, layer, head)
     name = describe_model(tr.cfg, layer, head)
-    out = []
     if refs is None:
-        with torch.no_grad():
-            _, hyps = tr.translate(list(sources), beam=beam, need_attention=True)
-        for i, (line, hyp) in enumerate(zip(sources, hyps), start=1):
-            rec = tr.attention_record(i, line, hyp, layer, head)
-            out.append({**rec, "model": name, "title": name})
-        return out
-    from nmt.align import forced_attention
-
+        return _beam_records(tr, sources, name, layer, head, beam)
     if len(refs) != len(sources):
         raise ValueError(f"{len(sources)} --src but {len(refs)} --ref sentences")
+    return _forced_records(tr, sources, refs, name, layer, head)
+
+
+def _beam_records(
+    tr: Any, sources: Sequence[str], name: str, layer: int, head: int | None, beam: int | None
+) -> list[dict]:
+    """The attention of beam-search translations, one record per source sentence."""
+    import torch
+
+    with torch.no_grad():
+        _, hyps = tr.translate(list(sources), beam=beam, need_attention=True)
+    return [
+        {**tr.attention_record(i, line, hyp, layer, head), "model": name, "title": name}
+        for i, (line, hyp) in enumerate(zip(sources, hyps), start=1)
+    ]
+
+
+def _forced_records(
+    tr: Any,
+    sources: Sequence[str],
+    refs: Sequence[str],
+    name: str,
+    layer: int,
+    head: int | None,
+) -> list[dict]:
+    """The attention the model pays while forced to produce each reference (teacher forcing).
+
+    Token labels come from `Translator.prepare`, the normalisation the model was trained with
+    (`data.lowercase`, `data.tokenize`)."""
+    from nmt.align import forced_attention
+
     atts = forced_attention(tr, sources, refs, layer=layer, head=head)
+    out = []
     for i, (line, ref, att) in enumerate(zip(sources, refs, atts), start=1):
         src = tr.tokenizer.src_pieces(tr.prepare(line))[: tr.max_src_len] + ["</s>"]
         tgt = tr.tokenizer.tgt_pieces(tr.prepare(ref))
@@ -217,7 +184,7 @@ def output_paths(output: str | Path, count: int, lines: Sequence[int]) -> list[P
     return [output.with_name(f"{output.stem}_{n}{output.suffix or '.png'}") for n in lines[:count]]
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nmt-plot",
         description="Draw attention heatmaps (target rows, source columns) from an "
@@ -225,39 +192,28 @@ def main(argv: list[str] | None = None) -> int:
         epilog="--merge-subwords: a piece starting with ▁ begins a word; source pieces of a word are "
         "summed, target pieces of a word are averaged (rows stay distributions); </s> stays a column.",
     )
-    parser.add_argument(
-        "input", help="an --attention-out JSON lines file, or a checkpoint (.pt / run folder)"
-    )
-    parser.add_argument(
-        "-o", "--output", default="attention.png", help="output image (.png or .svg)"
-    )
-    parser.add_argument(
-        "--line", type=int, action="append", help="JSON input: record of input line N (repeatable)"
-    )
-    parser.add_argument(
-        "--src", action="append", help="checkpoint input: a source sentence (repeatable)"
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("input", help="an --attention-out JSON lines file, or a checkpoint (.pt / run folder)")
+    add("-o", "--output", default="attention.png", help="output image (.png or .svg)")
+    add("--line", type=int, action="append", help="JSON input: record of input line N (repeatable)")
+    add("--src", action="append", help="checkpoint input: a source sentence (repeatable)")
+    add(
         "--ref",
         action="append",
         help="checkpoint input: reference for forced decoding (one per --src)",
     )
-    parser.add_argument(
-        "--layer", type=int, default=-1, help="Transformer checkpoint: cross-attention layer"
-    )
-    parser.add_argument(
-        "--head", type=int, default=None, help="Transformer checkpoint: head (default: average)"
-    )
-    parser.add_argument(
-        "--beam", type=int, default=None, help="checkpoint input without --ref: beam size"
-    )
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    parser.add_argument(
-        "--merge-subwords", action="store_true", help="merge pieces into words (see below)"
-    )
-    parser.add_argument("--svg", action="store_true", help="also write an SVG next to the PNG")
-    parser.add_argument("--title", help="plot title (default: model and attention mechanism)")
-    args = parser.parse_args(argv)
+    add("--layer", type=int, default=-1, help="Transformer checkpoint: cross-attention layer")
+    add("--head", type=int, default=None, help="Transformer checkpoint: head (default: average)")
+    add("--beam", type=int, default=None, help="checkpoint input without --ref: beam size")
+    add("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    add("--merge-subwords", action="store_true", help="merge pieces into words (see below)")
+    add("--svg", action="store_true", help="also write an SVG next to the PNG")
+    add("--title", help="plot title (default: model and attention mechanism)")
+    return parser
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
+    """Whether the input is a checkpoint; usage errors exit through `parser.error`."""
     path = Path(args.input)
     is_ckpt = path.is_dir() or path.suffix == ".pt"
     if is_ckpt and not args.src:
@@ -266,38 +222,54 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--src/--ref go with a checkpoint, not a JSON lines file")
     if args.ref and len(args.ref) != len(args.src):
         parser.error("give one --ref per --src")
+    return is_ckpt
+
+
+def _records(args: argparse.Namespace, is_ckpt: bool) -> tuple[list[dict], list[int]]:
+    """The records to draw and the line number each output file is named after."""
+    path = Path(args.input)
+    if is_ckpt:
+        records = records_from_checkpoint(
+            path, args.src, args.ref, args.layer, args.head, args.beam, args.device
+        )
+        return records, list(range(1, len(records) + 1))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    records = read_records(path, args.line)
+    return records, args.line or [int(records[0].get("line", 1))]
+
+
+def _draw(record: dict, out: Path, args: argparse.Namespace) -> None:
+    """One heatmap file (and its SVG copy); an empty record is skipped with a warning."""
+    weights = np.asarray(record.get("attention") or [], dtype=np.float64)
+    src, tgt = record.get("source_tokens", []), record.get("target_tokens", [])
+    if weights.size == 0:
+        print(
+            f"nmt-plot: warning: line {record.get('line')}: no attention (empty line?); skipped",
+            file=sys.stderr,
+        )
+        return
+    weights = weights.reshape(len(weights), -1)  # (T, S)
+    if args.merge_subwords:
+        weights, src, tgt = merge_subwords(weights, src, tgt)
+    title = args.title or record_title(record, str(args.input))
+    plot_heatmap(weights, src, tgt, out, title, svg=args.svg)
+    print(out)
+    if args.svg and out.suffix.lower() != ".svg":
+        print(out.with_suffix(".svg"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    is_ckpt = _check_args(parser, args)
     from nmt.checkpoint import CheckpointError
     from nmt.config import ConfigError
 
     try:
-        if is_ckpt:
-            records = records_from_checkpoint(
-                path, args.src, args.ref, args.layer, args.head, args.beam, args.device
-            )
-            numbers = list(range(1, len(records) + 1))
-        else:
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such file")
-            records = read_records(path, args.line)
-            numbers = args.line or [int(records[0].get("line", 1))]
-        outputs = output_paths(args.output, len(records), numbers)
-        for rec, out in zip(records, outputs):
-            weights = np.asarray(rec.get("attention") or [], dtype=np.float64)
-            src, tgt = rec.get("source_tokens", []), rec.get("target_tokens", [])
-            if weights.size == 0:
-                print(
-                    f"nmt-plot: warning: line {rec.get('line')}: no attention (empty line?); skipped",
-                    file=sys.stderr,
-                )
-                continue
-            weights = weights.reshape(len(weights), -1)
-            if args.merge_subwords:
-                weights, src, tgt = merge_subwords(weights, src, tgt)
-            title = args.title or record_title(rec, str(path))
-            plot_heatmap(weights, src, tgt, out, title, svg=args.svg)
-            print(out)
-            if args.svg and out.suffix.lower() != ".svg":
-                print(out.with_suffix(".svg"))
+        records, numbers = _records(args, is_ckpt)
+        for record, out in zip(records, output_paths(args.output, len(records), numbers)):
+            _draw(record, out, args)
     except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as err:  # AlignError too
         print(f"nmt-plot: error: {err}", file=sys.stderr)
         return 2

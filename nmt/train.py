@@ -290,7 +290,7 @@ def _run(cfg: DictConfig) -> float:
     from nmt.checkpoint import CheckpointError
     from nmt.data.corpus import DataError
     from nmt.pipeline import run
-    from nmt.report import finished_metrics, record_failure
+    from nmt.rundir import finished_metrics, record_failure
     from nmt.trainer import TrainingError
 
     hc = HydraConfig.get()

@@ -1,4 +1,5 @@
-"""Tests for nmt.analysis: attention statistics, the BLEU-by-length plot, analyse_test_run."""
+"""Tests for nmt.analysis (attention statistics, analyse_test_run) and the BLEU-by-length plot
+that nmt.viz draws for it."""
 
 from __future__ import annotations
 
@@ -13,13 +14,32 @@ import torch
 from nmt.analysis import (
     analyse_test_run,
     attention_stats,
+    bleu_length_tables,
     main,
-    plot_bleu_by_length,
     read_attention_jsonl,
     spearman,
 )
+from nmt.viz import draw_bleu_by_length, plot_bleu_by_length
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+C0 = np.array([0x1F, 0x77, 0xB4]) / 255  # matplotlib's first line colour
+
+
+def decode_png(path) -> np.ndarray:
+    """The decoded (height, width, RGBA) pixels of a PNG file."""
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    return matplotlib.image.imread(path)
+
+
+def bleu_plot_size(buckets: int) -> tuple[int, int]:
+    """(height, width) in pixels of a BLEU-by-length PNG: 120 dpi, 1.1 inch per bucket + 2."""
+    return round(120 * 3.8), round(120 * max(5.0, 1.1 * buckets + 2.0))
+
+
+def has_colour(pixels: np.ndarray, rgb: np.ndarray) -> bool:
+    return bool((np.abs(pixels[..., :3] - rgb).max(axis=-1) < 1.5 / 255).any())
 
 
 def with_eos(core: np.ndarray, eos: float = 0.0) -> np.ndarray:
@@ -80,8 +100,36 @@ def test_plot_bleu_by_length_several_runs(tmp_path):
     b = [dict(x, bleu=None if x["bleu"] is None else x["bleu"] + 5) for x in a]
     path = plot_bleu_by_length({"rnn bahdanau": a, "transformer": b}, tmp_path / "len.png")
     assert path.read_bytes()[:8] == PNG_MAGIC
+    assert decode_png(path).shape == (*bleu_plot_size(3), 4)
     with pytest.raises(ValueError):
         plot_bleu_by_length({}, tmp_path / "x.png")
+
+
+def test_bleu_by_length_lines_ticks_and_gaps():
+    import matplotlib.pyplot as plt
+
+    a = [
+        {"bucket": "1-10", "sentences": 5, "bleu": 30.0},
+        {"bucket": "11-20", "sentences": 3, "bleu": 20.0},
+        {"bucket": "21+", "sentences": 0, "bleu": None},
+    ]
+    b = [{"bucket": "11-20", "bleu": 25.0}, {"bucket": "1-10", "bleu": 35.0}]  # other order
+    fig, ax = plt.subplots()
+    draw_bleu_by_length(ax, {"rnn bahdanau": a, "transformer": b})
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "1-10\n(n=5)",
+        "11-20\n(n=3)",
+        "21+\n(n=0)",
+    ]
+    assert [line.get_label() for line in ax.lines] == ["rnn bahdanau", "transformer"]
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), [30.0, 20.0, np.nan])
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), [35.0, 25.0, np.nan])  # by bucket name
+    assert ax.get_ylim()[0] == 0
+    ax.clear()
+    draw_bleu_by_length(ax, {"x": a}, buckets=["1-10", "21+"])  # given buckets: plain labels
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1-10", "21+"]
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), [30.0, np.nan])
+    plt.close(fig)
 
 
 def test_analyse_test_run(tmp_path):
@@ -110,6 +158,10 @@ def test_analyse_test_run(tmp_path):
     res = analyse_test_run(tmp_path / "run2", hyps, tok, split, edges=(2,))
     assert [b["bucket"] for b in res["bleu_by_length"]] == ["1-2", "3+"]
     assert (tmp_path / "run2" / "bleu_by_length.png").is_file()
+    pixels = decode_png(tmp_path / "run2" / "bleu_by_length.png")
+    assert pixels.shape == (*bleu_plot_size(2), 4)
+    assert has_colour(pixels, C0), "the run's line is not drawn"
+    assert not (tmp_path / "run2" / "metrics.json").exists()  # write_metrics=False
     with pytest.raises(ValueError):
         analyse_test_run(tmp_path, hyps)
 
@@ -125,8 +177,16 @@ def test_analysis_cli(tmp_path, capsys):
     out = tmp_path / "cmp.png"
     assert main(["bleu-length", str(run), str(tmp_path / "m.json"), "-o", str(out)]) == 0
     assert out.read_bytes()[:8] == PNG_MAGIC
+    assert decode_png(out).shape == (*bleu_plot_size(1), 4)
+    assert list(bleu_length_tables([run, tmp_path / "m.json", run])) == [
+        "rnn luong_dot",
+        "transformer",
+        "rnn luong_dot'",
+    ]
     (tmp_path / "bad.json").write_text("{}")
     assert main(["bleu-length", str(tmp_path / "bad.json")]) == 2
+    (tmp_path / "list.json").write_text("[]")
+    assert main(["bleu-length", str(tmp_path / "list.json")]) == 2
     att = tmp_path / "att.jsonl"
     att.write_text(json.dumps({"line": 1, "attention": with_eos(np.eye(3)).tolist()}) + "\n")
     assert len(read_attention_jsonl(att)) == 1
@@ -139,3 +199,4 @@ def test_stats_on_trained_run(trained_run):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     path = plot_bleu_by_length({"tiny": metrics["bleu_by_length"]}, trained_run.parent / "len.png")
     assert path.is_file()
+    assert decode_png(path).shape == (*bleu_plot_size(len(metrics["bleu_by_length"])), 4)

@@ -6,10 +6,15 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from nmt import viz
 from nmt.report import finished_metrics, load_run, main, make_report, record_failure
+from nmt.report.figures import attention_cells, dev_bleu_curves, mean_bleu_by_length
+from nmt.report.groups import group_runs
+from nmt.report.runs import load_runs
 
 
 def fake_run(
@@ -120,6 +125,14 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def decoded_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the fully decoded PNG."""
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(path).shape[:2]
+    return width, height
+
+
 def test_leaderboard_aggregates_seeds_and_lists_unfinished(sweep, tmp_path):
     out = tmp_path / "report"
     result = make_report([sweep], out, heatmaps=False)
@@ -173,6 +186,17 @@ def test_leaderboard_aggregates_seeds_and_lists_unfinished(sweep, tmp_path):
     assert "figures/bleu_by_length.png" in md and "attention grid skipped" in md
 
 
+def test_report_figures_are_drawn_at_their_size(sweep, tmp_path):
+    out = tmp_path / "report"
+    result = make_report([sweep], out, heatmaps=False)
+    # 120 dpi; BLEU by length: 1.1 inch a bucket + 2 wide (3 buckets), 3.8 high
+    assert decoded_size(out / "figures" / "bleu_by_length.png") == (636, 456)
+    assert decoded_size(out / "figures" / "dev_bleu_vs_time.png") == (900, 540)
+    assert result["figures"] == [
+        out / "figures" / n for n in ("bleu_by_length.png", "dev_bleu_vs_time.png")
+    ]
+
+
 def test_settings_column_names_what_differs(tmp_path):
     root = tmp_path / "m"
     for i, (att, hid) in enumerate(
@@ -201,10 +225,95 @@ def test_settings_column_names_what_differs(tmp_path):
     ]
 
 
-def test_missing_checkpoint_does_not_break_the_attention_grid(sweep, tmp_path):
+def test_missing_checkpoint_does_not_break_the_attention_grid(sweep, tmp_path, monkeypatch):
+    drawn = []
+
+    def spy(rows, n, path):
+        drawn.append(fig := plot_grid(rows, n, path))
+        return fig
+
+    plot_grid = viz.plot_attention_grid
+    monkeypatch.setattr(viz, "plot_attention_grid", spy)
     result = make_report([sweep], tmp_path / "out", heatmaps=True)
     grid = tmp_path / "out" / "figures" / "attention_grid.png"
     assert grid in result["figures"] and grid.stat().st_size > 0
+    # one grid (one data set): a row per configuration in leaderboard order, 3 sentences each,
+    # every cell saying why there is no heatmap
+    (fig,) = drawn
+    axes = np.array(fig.axes).reshape(3, 3)
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["transformer", "luong_dot", "bahdanau"]
+    assert [ax.get_title() for ax in axes[0]] == [f"test sentence {i}" for i in (1, 2, 3)]
+    for ax in axes.flat:
+        (text,) = ax.texts
+        assert text.get_text().startswith("CheckpointError:") and not ax.images
+        assert "checkpoints/best.pt" in text.get_text()
+    width, height = fig.get_size_inches()
+    assert decoded_size(grid) == (round(100 * width), round(100 * height))
+
+
+def test_figure_data_means_over_seeds_and_curves_per_run(sweep):
+    runs = load_runs([sweep])
+    groups, _, _ = group_runs(runs)
+    assert [g.label for g in groups] == ["transformer", "luong_dot", "bahdanau"]
+    buckets, table = mean_bleu_by_length(groups[2])  # bahdanau: test BLEU 9 and 11
+    assert buckets == ["1-10", "11-20", "21+"]
+    assert [b["bleu"] for b in table] == [11.0, 9.0, None]
+    curves = dev_bleu_curves(runs, groups)
+    assert len(curves) == 6  # every run with a valid.jsonl (not the failed one)
+    by_label = {}
+    for c in curves:
+        by_label.setdefault(c.label, []).append(c)
+    assert sorted(by_label) == [
+        "bahdanau",
+        "bahdanau (interrupted)",
+        "luong_dot",
+        "luong_general (incomplete)",
+        "transformer",
+    ]
+    assert [c.finished for c in by_label["bahdanau"]] == [True, True]
+    (interrupted,) = by_label["bahdanau (interrupted)"]
+    assert not interrupted.finished and interrupted.seconds == [1.0] and interrupted.bleu == [5.0]
+
+
+def test_dev_bleu_figure_colours_by_configuration():
+    import matplotlib.pyplot as plt
+
+    curves = [
+        viz.Curve("a", [1.0, 2.0], [3.0, 4.0]),
+        viz.Curve("a", [1.0, 2.0], [5.0, 6.0]),
+        viz.Curve("b (incomplete)", [1.0], [2.0], finished=False),
+    ]
+    fig, ax = plt.subplots()
+    viz.draw_dev_bleu_vs_time(ax, curves)
+    assert len(ax.lines) == 3
+    assert ax.lines[0].get_color() == ax.lines[1].get_color() != ax.lines[2].get_color()
+    assert [line.get_linestyle() for line in ax.lines] == ["-", "-", "--"]
+    assert [line.get_label() for line in ax.lines][::2] == ["a", "b (incomplete)"]
+    assert ax.lines[1].get_label().startswith("_")  # one legend entry per configuration
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), [5.0, 6.0])
+    plt.close(fig)
+
+
+def test_attention_cells_use_the_models_text_normalisation(trained_run, tmp_path):
+    """The grid's source labels come from Translator.prepare (data.tokenize too), so they line up
+    with the attention columns."""
+    from test_plotting import checkpoint_with
+
+    from nmt.report.runs import Run
+    from nmt.translate import Translator
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    checkpoint_with(trained_run, run_dir / "checkpoints" / "best.pt", lowercase=True, tokenize=True)
+    run = Run(run_dir, {}, [], None, "done", "")
+    sentences, cells = attention_cells(run, ["A1,A2 A3", ""], 2, "cpu")
+    assert sentences == ["A1,A2 A3", ""]
+    src, tgt, weights = cells[0]
+    pieces = Translator(trained_run).tokenizer.src_pieces("a1 , a2 a3")
+    assert src == pieces + ["</s>"]
+    assert weights.shape == (len(tgt), len(src))
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-3)
+    assert cells[1] == "empty translation"
 
 
 def test_finished_metrics_and_failure_record(tmp_path):

@@ -1,0 +1,109 @@
+"""`nmt-report DIR [DIR ...] [-o OUT]`: read every run folder, write the tables and figures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from nmt.files import atomic_write_text
+from nmt.report.figures import plot_attention_grid, plot_bleu_by_length, plot_dev_bleu_vs_time
+from nmt.report.groups import Group, group_runs
+from nmt.report.markdown import figures_markdown, tables_markdown
+from nmt.report.runs import Run, find_run_dirs, load_runs
+from nmt.report.tables import write_leaderboard_csv, write_runs_csv
+
+
+def draw_figures(
+    runs: list[Run], groups: list[Group], fig_dir: Path, heatmaps: bool, sentences: int, device: str
+) -> tuple[dict[str, list[Path]], list[str]]:
+    """{section title: figure paths} and notes on the figures that were skipped."""
+    figures: dict[str, list[Path]] = {}
+    notes: list[str] = []
+    p = plot_bleu_by_length(groups, fig_dir / "bleu_by_length.png")
+    figures["BLEU by source length (test)"] = [p] if p else []
+    if not p:
+        notes.append("no bleu_by_length in any metrics.json: BLEU-by-length figure skipped")
+    if heatmaps and groups:
+        figures[f"Attention on the first {sentences} test sentences"] = plot_attention_grid(
+            groups, fig_dir, sentences, device
+        )
+    elif not heatmaps:
+        notes.append("attention grid skipped (--no-heatmaps)")
+    p = plot_dev_bleu_vs_time(runs, groups, fig_dir / "dev_bleu_vs_time.png")
+    figures["Dev BLEU against training time"] = [p] if p else []
+    return figures, notes
+
+
+def make_report(
+    roots: list[str | Path],
+    out: str | Path | None = None,
+    heatmaps: bool = True,
+    sentences: int = 3,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Write leaderboard.md/.csv, runs.csv and figures/; returns what was written."""
+    runs = load_runs(roots)
+    out = Path(out if out is not None else roots[0])
+    out.mkdir(parents=True, exist_ok=True)
+    groups, unfinished, common = group_runs(runs)
+    write_leaderboard_csv(groups, unfinished, common, out)
+    write_runs_csv(runs, common, out)
+    title = "Sweep report: " + ", ".join(str(r) for r in roots)
+    md = tables_markdown(runs, groups, unfinished, common, out, title)
+    figures, notes = draw_figures(runs, groups, out / "figures", heatmaps, sentences, device)
+    text = "\n".join([md] + figures_markdown(figures, notes, out)).rstrip() + "\n"
+    atomic_write_text(out / "leaderboard.md", text)
+    return {
+        "runs": runs,
+        "groups": groups,
+        "unfinished": unfinished,
+        "markdown": out / "leaderboard.md",
+        "csv": out / "leaderboard.csv",
+        "figures": [p for ps in figures.values() for p in ps],
+        "text": text,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nmt-report",
+        description="Aggregate every run folder under DIR into a leaderboard (Markdown, CSV) and figures.",
+    )
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="folder(s) searched for run folders")
+    parser.add_argument("-o", "--out", help="output folder (default: the first DIR)")
+    parser.add_argument(
+        "--no-heatmaps", action="store_true", help="skip re-decoding for the attention grid"
+    )
+    parser.add_argument(
+        "--sentences", type=int, default=3, help="test sentences in the attention grid"
+    )
+    parser.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda", "auto"], help="for the attention grid"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for d in args.dirs:
+        if not Path(d).is_dir():
+            print(f"nmt-report: error: {d}: no such folder", file=sys.stderr)
+            return 2
+    if args.sentences < 1:
+        parser.error(f"--sentences must be >= 1, got {args.sentences}")
+    if not any(find_run_dirs(d) for d in args.dirs):
+        print(
+            f"nmt-report: error: no run folders (with .hydra/config.yaml) under {', '.join(args.dirs)}",
+            file=sys.stderr,
+        )
+        return 2
+    result = make_report(args.dirs, args.out, not args.no_heatmaps, args.sentences, args.device)
+    sys.stdout.write(result["text"])
+    print(
+        f"\nnmt-report: wrote {result['markdown']}, {result['csv']} and {len(result['figures'])} figures",
+        file=sys.stderr,
+    )
+    return 0
