@@ -28,34 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from nmt.config import (
-    MODEL_SCHEMAS,
-    AttentionConfig,
-    Config,
-    ConfigError,
-    DataConfig,
-    DecodeConfig,
-    RNNConfig,
-    TrainerConfig,
-    TransformerConfig,
-    model_schema,
-    to_dataclass,
-)
+from nmt.compose import CONF_DIR, register_configs
+from nmt.config import MODEL_SCHEMAS, Config, ConfigError, model_schema, to_dataclass
 
-cs = ConfigStore.instance()
-cs.store(name="base_config", node=Config)
-cs.store(group="data", name="base_data", node=DataConfig)
-cs.store(group="trainer", name="base_trainer", node=TrainerConfig)
-cs.store(group="attention", name="base_attention", node=AttentionConfig)
-cs.store(group="decode", name="base_decode", node=DecodeConfig)
-cs.store(group="model", name="base_rnn", node=RNNConfig)
-cs.store(group="model", name="base_transformer", node=TransformerConfig)
-
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+register_configs()
 RESUME_KEYS = ("config", "tokenizer", "model", "optimizer", "scheduler", "progress", "rng")
 FIXED_ON_RESUME = ("seed", "data", "model", "attention")  # a resumed run keeps these ...
 MOVABLE_ON_RESUME = ("data.root",)  # ... except where the corpus now lives

@@ -10,9 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = [
     "data=reverse",
@@ -35,16 +32,15 @@ DEMO = [
 
 
 def main(argv: list[str]) -> int:
-    import nmt.train  # noqa: F401  (registers the structured configs)
+    from nmt.compose import compose_config
     from nmt.pipeline import run
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=DEMO + argv)
+    cfg = compose_config(DEMO + argv)
     run_dir = ROOT / "outputs" / "demo" / time.strftime("%Y-%m-%d_%H-%M-%S")
     tick = time.time()
-    metrics = run(OmegaConf.to_container(cfg, resolve=True), run_dir)
+    metrics = run(cfg, run_dir)
     hyps = (run_dir / "test.hyp").read_text(encoding="utf-8").splitlines()
-    refs = (ROOT / cfg.data.root / "test.tgt").read_text(encoding="utf-8").splitlines()
+    refs = (ROOT / cfg["data"]["root"] / "test.tgt").read_text(encoding="utf-8").splitlines()
     exact = sum(h.split() == r.split() for h, r in zip(hyps, refs)) / len(refs)
     heatmap = run_dir / "heatmaps" / "test_0.png"
     print(

@@ -1,4 +1,5 @@
-"""scripts/bench.py: analytic FLOPs agree with PyTorch's FLOP counter; a tiny run writes bench.json."""
+"""nmt.bench (`scripts/bench.py`): analytic FLOPs agree with PyTorch's FLOP counter and with the
+numbers the benchmark gave before it became a package; a tiny run writes bench.json."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pytest
 import torch
 from conftest import ROOT
 
+from nmt.bench.flops import AttentionMacs, attention_macs, rnn_forward_macs, train_flops
+from nmt.bench.workload import build_config, workload_overrides
+from nmt.config import AttentionConfig, RNNConfig
+from nmt.models.mechanisms import MECHANISMS
 from nmt.runtime import cpu_capability
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import bench  # noqa: E402
 
 TINY = {
     "rnn": ["model.emb_size=24", "model.enc_hidden=16", "model.dec_hidden=32"],
@@ -47,7 +49,7 @@ def test_analytic_flops_match_the_flop_counter(name):
     from nmt.models import build_model
 
     family = "transformer" if name == "transformer" else "rnn"
-    cfg = bench.compose(bench.workload_overrides(name, _args()) + TINY[family])
+    cfg = build_config(workload_overrides(name, _args()) + TINY[family])
     V, S, T = 50, 9, 11
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.attention, V, V).eval()
@@ -55,7 +57,7 @@ def test_analytic_flops_match_the_flop_counter(name):
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(src, torch.tensor([S]), tgt)
     counted = counter.get_total_flops()
-    analytic = bench.train_flops(cfg, V, [S], [T]) / 3  # forward only
+    analytic = train_flops(cfg, V, [S], [T]) / 3  # forward only
     m = cfg.model
     if family == "transformer":
         D = m.d_model
@@ -66,11 +68,116 @@ def test_analytic_flops_match_the_flop_counter(name):
 
 
 def test_flops_scale_with_lengths():
-    cfg = bench.compose(bench.workload_overrides("transformer", _args()))
-    one = bench.train_flops(cfg, 8000, [10], [12])
-    assert bench.train_flops(cfg, 8000, np.array([10, 10]), np.array([12, 12])) == 2 * one
+    cfg = build_config(workload_overrides("transformer", _args()))
+    one = train_flops(cfg, 8000, [10], [12])
+    assert train_flops(cfg, 8000, np.array([10, 10]), np.array([12, 12])) == 2 * one
     # the output projection dominates per target token: 3 x 2 x d_model x V at least
     assert one / 12 > 6 * 256 * 8000
+
+
+# --- the RNN FLOP model, per attention mechanism ------------------------------------------------
+REFERENCE_RNN = RNNConfig(emb_size=256, enc_hidden=128, dec_hidden=256)  # the bench's rnn_*
+OTHER_RNN = RNNConfig(
+    cell="gru",
+    emb_size=64,
+    enc_hidden=96,
+    bidirectional=False,
+    enc_layers=2,
+    dec_hidden=80,
+    dec_layers=2,
+    input_feed=False,
+)
+LENGTHS = ([7, 25, 30], [9, 22, 31])  # S, T of three sentences; 25 and 30 exceed a local window
+# rnn_forward_macs(model, AttentionConfig(type, score), 8000, *LENGTHS) as computed by
+# scripts/bench.py at commit 5bbeac1, before the benchmark became the package nmt.bench and the
+# per-mechanism part moved into attention_macs. The split must not move any of them.
+RECORDED_MACS = {
+    ("ref", "bahdanau", None): 221416960.0,
+    ("ref", "luong_dot", None): 209227264.0,
+    ("ref", "luong_general", None): 213290496.0,
+    ("ref", "luong_concat", None): 217353728.0,
+    ("ref", "luong_location", None): 210863872.0,
+    ("ref", "local_m", "dot"): 209039360.0,
+    ("ref", "local_m", "general"): 213102592.0,
+    ("ref", "local_m", "concat"): 217165824.0,
+    ("ref", "local_p", "dot"): 213118464.0,
+    ("ref", "local_p", "general"): 217181696.0,
+    ("ref", "local_p", "concat"): 221244928.0,
+    ("other", "bahdanau", None): 54298320.0,
+    ("other", "luong_dot", None): 51679440.0,
+    ("other", "luong_general", None): 52155600.0,
+    ("other", "luong_concat", None): 52552400.0,
+    ("other", "luong_location", None): 52190880.0,
+    ("other", "local_m", "dot"): 51614848.0,
+    ("other", "local_m", "general"): 52091008.0,
+    ("other", "local_m", "concat"): 52487808.0,
+    ("other", "local_p", "dot"): 52016608.0,
+    ("other", "local_p", "general"): 52492768.0,
+    ("other", "local_p", "concat"): 52889568.0,
+}
+
+
+def _attention(kind: str, score: str | None) -> AttentionConfig:
+    return AttentionConfig(type=kind, **({"score": score} if score else {}))
+
+
+def test_recorded_macs_cover_every_mechanism():
+    assert {kind for _, kind, _ in RECORDED_MACS} == set(MECHANISMS)
+
+
+@pytest.mark.parametrize("key", sorted(RECORDED_MACS, key=str), ids=str)
+def test_rnn_macs_unchanged_for_every_mechanism(key):
+    model = {"ref": REFERENCE_RNN, "other": OTHER_RNN}[key[0]]
+    macs = rnn_forward_macs(model, _attention(*key[1:]), 8000, *LENGTHS)
+    assert macs == RECORDED_MACS[key]
+
+
+def _reference_rnn_macs_by_hand(kind: str, S: int, T: int) -> int:
+    """Forward multiply-adds of one sentence pair, REFERENCE_RNN, V = 8000, written out term by
+    term for bahdanau and local_m (general score, window D = 10) independently of nmt.bench."""
+    E, h, H, V = 256, 128, 256, 8000
+    K = A = 2 * h  # bi-LSTM output = attention size = decoder hidden
+    encoder = S * 2 * 4 * h * (E + h)  # both directions, 4 gates, input E, recurrent h
+    keys = S * K * A  # bahdanau U_a h_j; general W_a h_s
+    bridge = K * H
+    output = T * H * V
+    if kind == "bahdanau":
+        decoder = T * 4 * H * (E + K + H)  # input: embedding + previous context
+        query = T * H * A  # W_a s_{t-1}
+        readout = T * (H + K + E) * H
+        pairs = S * T * (A + K)  # v_a . tanh(...) and the context
+        return encoder + keys + bridge + decoder + query + readout + output + pairs
+    assert kind == "local_m"
+    decoder = T * 4 * H * (E + H + H)  # input: embedding + the fed attentional vector
+    readout = T * (K + H) * H  # W_c [c_t; h_t]
+    pairs = min(S, 21) * T * (A + K)  # q . W_a h_s and the context, 2D+1 = 21 positions
+    return encoder + keys + bridge + decoder + readout + output + pairs
+
+
+@pytest.mark.parametrize("kind", ["bahdanau", "local_m"])
+@pytest.mark.parametrize("S, T", [(7, 9), (30, 31)])
+def test_rnn_macs_match_a_derivation_by_hand(kind, S, T):
+    att = AttentionConfig(type=kind, score="general", window=10)
+    assert rnn_forward_macs(REFERENCE_RNN, att, 8000, [S], [T]) == _reference_rnn_macs_by_hand(
+        kind, S, T
+    )
+
+
+def test_attention_macs_per_mechanism():
+    H, K, A = 6, 10, 6
+    cases = {
+        "bahdanau": AttentionMacs(K * A, H * A, A + K, None, True),
+        "luong_dot": AttentionMacs(0, 0, A + K, None, False),
+        "luong_general": AttentionMacs(K * A, 0, A + K, None, False),
+        "luong_concat": AttentionMacs(K * A, H * A, A + K, None, False),
+        "luong_location": AttentionMacs(0, H * 128, K, None, False),
+        "local_m": AttentionMacs(0, 0, A + K, 7, False),  # dot score, D = 3
+        "local_p": AttentionMacs(K * A, H * A + H * H + H, A + K, 7, False),  # concat score
+    }
+    score = {"local_m": "dot", "local_p": "concat"}
+    for kind, expected in cases.items():
+        att = AttentionConfig(type=kind, score=score.get(kind, "general"), window=3)
+        assert attention_macs(att, H, K, A) == expected, kind
 
 
 def _tiny_corpus(root: Path) -> Path:
@@ -130,3 +237,46 @@ def test_tiny_bench_run_writes_json(tmp_path):
     sizes = report["preprocess"]["sizes"]
     assert [s["lines"] for s in sizes] == [160, 480] and all(s["peak_rss_mb"] > 0 for s in sizes)
     assert report["preprocess"]["peak_rss_ratio_largest_to_smallest"] > 0
+
+
+# --- configuration and decoding ------------------------------------------------------------------
+def test_decode_batch_default_is_the_decode_config_default():
+    from nmt.bench.cli import parse
+    from nmt.config import DecodeConfig
+
+    assert parse([]).decode_batch == DecodeConfig().batch_size
+    assert parse(["--decode-batch", "7"]).decode_batch == 7
+    assert "decode.batch_size=7" in workload_overrides("transformer", _args(decode_batch=7))
+
+
+def test_compose_config_needs_no_training_entry_point():
+    """compose_config registers the structured configs itself: `nmt.train` is not imported."""
+    code = (
+        "import sys\n"
+        "from nmt.compose import compose_config\n"
+        "cfg = compose_config(['attention=luong_dot', 'trainer.lr=0.5'])\n"
+        "assert type(cfg) is dict, type(cfg)\n"
+        "assert cfg['attention']['type'] == 'luong_dot' and cfg['trainer']['lr'] == 0.5, cfg\n"
+        "assert 'nmt.train' not in sys.modules and 'torch' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_checkpoint_decoding_is_the_translators(trained_run):
+    """--decode-ckpt RUN: the run's best.pt, text prepared and decoded as nmt-translate does."""
+    from nmt.bench.decode import checkpoint_target
+    from nmt.translate import Translator
+
+    lines = (trained_run.parent / "data" / "test.src").read_text().splitlines()[:6]
+    refs = (trained_run.parent / "data" / "test.tgt").read_text().splitlines()[:6]
+    translator = Translator(trained_run / "checkpoints" / "best.pt")
+    batch = translator.cfg.decode.batch_size
+    args = SimpleNamespace(precision="fp32", decode_batch=batch)
+    test = SimpleNamespace(src_text=lines, tgt_text=refs)
+    target = checkpoint_target(str(trained_run), args, torch.device("cpu"), test, 5)
+    assert target.origin == str(trained_run / "checkpoints" / "best.pt")
+    assert target.references == refs[:5] and len(target.sources) == 5
+    hyps = target.translate(target.sources, 1)
+    expected, _ = translator.translate(lines[:5], beam=1, batch_size=batch)
+    assert target.tokenizer.decode_tgt([h.tokens for h in hyps]) == expected
