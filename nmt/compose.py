@@ -19,7 +19,15 @@ def register_configs() -> None:
     """
     from hydra.core.config_store import ConfigStore
 
-    from nmt.config import AttentionConfig, Config, DataConfig, DecodeConfig, TrainerConfig
+    from nmt.config import (
+        AttentionConfig,
+        Config,
+        DataConfig,
+        DecodeConfig,
+        RNNConfig,
+        TrainerConfig,
+        TransformerConfig,
+    )
 
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
@@ -27,6 +35,8 @@ def register_configs() -> None:
     cs.store(group="trainer", name="base_trainer", node=TrainerConfig)
     cs.store(group="attention", name="base_attention", node=AttentionConfig)
     cs.store(group="decode", name="base_decode", node=DecodeConfig)
+    cs.store(group="model", name="base_rnn", node=RNNConfig)
+    cs.store(group="model", name="base_transformer", node=TransformerConfig)
 
 
 def compose_config(overrides: list[str]) -> dict:

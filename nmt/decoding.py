@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-BOS, EOS, PAD = 2, 3, 0  # nmt.data.tokenizer
+from nmt.vocab import BOS, EOS, PAD
 
 
 @dataclass
@@ -84,6 +84,8 @@ def greedy(
 
 
 @torch.no_grad()
+# One of the two functions over 60 lines: a batched search loop whose state (scores, finished
+# hypotheses, the reordering of memory) reads best in one place.
 def beam_search(
     model: nn.Module,
     src: Tensor,

@@ -95,7 +95,7 @@ def test(trainer: Trainer) -> dict[str, Any]:
 
 def save_heatmaps(trainer: Trainer, hyps: list) -> None:
     """heatmaps/test_N.png for the first `trainer.num_heatmaps` test sentences."""
-    from nmt.plotting import plot_heatmap
+    from nmt.viz import plot_heatmap
 
     out, label = trainer.run_dir / "heatmaps", model_label(trainer.cfg)
     for i, h in enumerate(hyps[: trainer.cfg.trainer.num_heatmaps]):

@@ -85,7 +85,7 @@ class DevSet:
         n = min(self.cfg.trainer.num_heatmaps, len(self.data.valid.src_text))
         if n == 0 or writer is None:
             return
-        from nmt.plotting import plot_heatmap
+        from nmt.viz import plot_heatmap
 
         valid, tok = self.data.valid, self.data.tokenizer
         hyps = self.translate_ids([valid.src[i] for i in range(n)], 1, need_attention=True)

@@ -46,15 +46,10 @@ def tiny_overrides(tmp: Path, task: str = "reverse", **extra: str) -> list[str]:
 
 
 def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
+    """conf/ with `overrides`, as nmt-train composes it (nmt.compose)."""
+    from nmt.compose import compose_config
 
-    import nmt.train  # noqa: F401  (registers the structured configs)
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=overrides)
-    return OmegaConf.to_container(cfg, resolve=True)
+    return compose_config(overrides)
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,7 @@ from nmt.config import AttentionConfig, RNNConfig
 from nmt.models.dropout import Dropout
 from nmt.models.mechanisms import build_attention
 from nmt.runtime import fused_rnn
-
-PAD = 0  # nmt.data.tokenizer.PAD
+from nmt.vocab import PAD
 
 
 def _rnn(

@@ -30,7 +30,7 @@ from nmt.models import dropout as drop
 
 # Padding id, as in nmt.data.tokenizer (PAD=0, UNK=1, BOS=2, EOS=3); kept local so the model
 # does not depend on the data package.
-PAD = 0
+from nmt.vocab import PAD
 
 
 def sinusoid_table(positions: Tensor, d_model: int) -> Tensor:
