@@ -192,6 +192,7 @@ def _tiny_corpus(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_tiny_bench_run_writes_json(tmp_path):
     """Every documented field, one entry per workload, preprocessing at two sizes."""
     corpus = _tiny_corpus(tmp_path / "multi30k")

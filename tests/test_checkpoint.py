@@ -44,6 +44,7 @@ def _kill_mid_save(proc: subprocess.Popen, path: Path, delay: float) -> None:
     proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_sigkill_during_save_leaves_the_previous_checkpoint_loadable(tmp_path):
     rng = random.Random(13)  # seeded: the second kill's delay is the same on every run
     paths = [tmp_path / f"saver{i}" / "last.pt" for i in range(2)]

@@ -62,6 +62,7 @@ def _translate_process(args: list[str], stdin: bytes) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_translate_processes_stdin_to_stdout(trained_run, tmp_path):
     """Two real processes at once: bad input lines survive; a truncated checkpoint exits 2."""
     bad = tmp_path / "cut.pt"

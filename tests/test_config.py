@@ -87,6 +87,7 @@ def test_a_sweep_with_an_unknown_key_or_option_fails_at_once():
         precheck(["-m", "attention=luong_fancy,bahdanau"])
 
 
+@pytest.mark.slow
 def test_config_errors_are_one_line_before_any_data_is_read(tmp_path):
     data, run = tmp_path / "data", tmp_path / "run"
     base = ["data=reverse", f"data.root={data}", f"hydra.run.dir={run}"]

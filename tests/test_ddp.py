@@ -15,6 +15,8 @@ import pytest
 import torch
 from conftest import ROOT, compose, tiny_overrides
 
+pytestmark = pytest.mark.slow  # end-to-end runs in subprocesses
+
 STEPS = 5
 WORLD = 2
 

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 
 from nmt.checkpoint import load_checkpoint
 
+pytestmark = pytest.mark.slow  # end-to-end runs in subprocesses
+
 # a run whose losses depend on everything a resume must restore: dropout RNG, the batch order,
 # Adam, the plateau scheduler (patience 0: the lr drops at every validation without progress)
 EXACT = {

@@ -76,6 +76,7 @@ def train_task(att: str, task: str, steps: int = 260) -> RNNSeq2Seq:
     return model.eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["copy", "reverse"])
 @pytest.mark.parametrize("att", list(MECHANISMS))
 def test_learns_synthetic_task(att, task):

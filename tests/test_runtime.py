@@ -138,6 +138,7 @@ def _nmt_train(tmp_path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cli_bf16_on_a_cpu_without_it_finishes_with_one_warning(tmp_path):
     """The issue's acceptance command, on a CPU faked to lack AVX512-BF16."""
     proc = _nmt_train(
@@ -149,6 +150,7 @@ def test_cli_bf16_on_a_cpu_without_it_finishes_with_one_warning(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_default_precision_picks_fp32_and_says_so(tmp_path):
     proc = _nmt_train(tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]

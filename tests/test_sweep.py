@@ -16,6 +16,8 @@ from conftest import ROOT, compose, tiny_overrides
 from nmt.models.mechanisms import MECHANISMS
 from nmt.report import make_report
 
+pytestmark = pytest.mark.slow  # end-to-end runs in subprocesses
+
 VARIANTS = (*MECHANISMS, "transformer")
 
 

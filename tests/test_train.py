@@ -50,8 +50,12 @@ def test_run_folder_has_everything(trained_run):
     assert len(test_lines) == 60  # every test sentence, in order
     refs = (trained_run.parent / "data" / "test.tgt").read_text().splitlines()
     # the recorded score is sacreBLEU's on test.hyp against the references, nothing else
-    assert metrics["test_bleu"] == pytest.approx(sacrebleu.corpus_bleu(test_lines, [refs]).score)
-    assert metrics["test_chrf"] == pytest.approx(sacrebleu.corpus_chrf(test_lines, [refs]).score)
+    assert metrics["test_bleu"] == pytest.approx(
+        sacrebleu.corpus_bleu(test_lines, [refs]).score, abs=0.005
+    )
+    assert metrics["test_chrf"] == pytest.approx(
+        sacrebleu.corpus_chrf(test_lines, [refs]).score, abs=0.005
+    )
     ckpt = load_checkpoint(trained_run / "checkpoints" / "best.pt")
     assert ckpt["progress"]["step"] == metrics["best_step"]
     assert isinstance(ckpt["tokenizer"]["src"], bytes)
@@ -64,6 +68,7 @@ def test_loss_falls(trained_run):
     assert last < 0.8 * first, f"loss did not fall: {first:.3f} -> {last:.3f}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra",
     [
@@ -89,6 +94,7 @@ def test_other_models_train(tmp_path, extra):
     assert sum(losses[-5:]) < sum(losses[:5])
 
 
+@pytest.mark.slow
 def test_stop_conditions(tmp_path):
     """max_epochs and max_time end a run; max_time counts training seconds."""
     metrics = run(
@@ -117,6 +123,7 @@ def test_stop_conditions(tmp_path):
     assert metrics["train_time_s"] < 3.0
 
 
+@pytest.mark.slow
 def test_location_attention_with_dev_sentences_longer_than_training(tmp_path):
     """Dev/test keep long sentences; luong_location (fixed source positions) truncates them
     instead of crashing at the first validation."""

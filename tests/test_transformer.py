@@ -266,6 +266,7 @@ def test_inverse_sqrt_lr():
     assert max(values) == pytest.approx(1.0) and values.index(max(values)) == 99
 
 
+@pytest.mark.slow
 def test_learns_reversal():
     torch.manual_seed(0)
     model = Transformer(tiny_cfg(), V, V)
