@@ -101,7 +101,7 @@ def save_heatmaps(trainer: Trainer, hyps: list) -> None:
     for i, h in enumerate(hyps[: trainer.cfg.trainer.num_heatmaps]):
         if h.attention is None or not h.tokens:
             continue
-        src = trainer.tokenizer.src_pieces_from_ids(list(trainer.data.test.src[i])) + ["</s>"]
+        src = trainer.tokenizer.src_pieces_with_eos(list(trainer.data.test.src[i]))
         tgt = trainer.tokenizer.tgt_pieces_from_ids(h.tokens)
         weights = reduce_attention(h.attention).numpy()  # (T, S)
         plot_heatmap(weights, src, tgt, out / f"test_{i}.png", f"{label} test {i}")

@@ -144,7 +144,7 @@ def _forced_records(
     atts = forced_attention(tr, sources, refs, layer=layer, head=head)
     out = []
     for i, (line, ref, att) in enumerate(zip(sources, refs, atts), start=1):
-        src = tr.tokenizer.src_pieces(tr.prepare(line))[: tr.max_src_len] + ["</s>"]
+        src = tr.source_labels(line)
         tgt = tr.tokenizer.tgt_pieces(tr.prepare(ref))
         out.append(
             {

@@ -64,6 +64,11 @@ class Translator:
         """The text the model sees for one input line (`data.lowercase` / `data.tokenize` applied)."""
         return normalize(line, self.cfg.data.lowercase, self.cfg.data.tokenize)
 
+    def source_labels(self, line: str) -> list[str]:
+        """The labels of the source positions the model attends over for one input line:
+        its pieces (after `prepare`, cut to the model's source limit), then `</s>`."""
+        return self.tokenizer.src_pieces_with_eos(self.prepare(line), self.max_src_len)
+
     def translate(
         self,
         lines: list[str],
@@ -117,7 +122,7 @@ class Translator:
         """The JSON object `--attention-out` writes for one input line."""
         if hyp is None or hyp.attention is None:
             return {"line": index, "source_tokens": [], "target_tokens": [], "attention": []}
-        src = self.tokenizer.src_pieces(self.prepare(line))[: self.max_src_len] + ["</s>"]
+        src = self.source_labels(line)
         weights = reduce_attention(hyp.attention, layer, head)  # (T, S)
         arch = self.cfg.model.arch
         return {

@@ -92,7 +92,7 @@ class DevSet:
         for i, h in enumerate(hyps):
             if h.attention is None or len(h.tokens) == 0:
                 continue
-            src = tok.src_pieces_from_ids(list(valid.src[i])) + ["</s>"]
+            src = tok.src_pieces_with_eos(list(valid.src[i]))
             tgt = tok.tgt_pieces_from_ids(h.tokens)
             fig = plot_heatmap(reduce_attention(h.attention).numpy(), src, tgt, None, f"dev {i}")
             writer.add_figure(f"attention/dev_{i}", fig, step)
