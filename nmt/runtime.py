@@ -119,8 +119,8 @@ def resolve_precision(requested: str, device: torch.device, key: str = "precisio
         name = requested
         if name == "bf16" and not native:
             log.warning(
-                "%s=bf16: %s, so bf16 is emulated and slower than fp32 here "
-                "(%s=auto picks fp32); fused LSTM calls run in fp32",
+                "%s=bf16: %s, so bf16 is emulated and slower than fp32 here (matmuls up to "
+                "~100x: 1.1 vs 120 GFLOP/s on an AVX2 EPYC); %s=auto picks fp32",
                 key,
                 why,
                 key,
