@@ -69,6 +69,31 @@ class Translator:
         its pieces (after `prepare`, cut to the model's source limit), then `</s>`."""
         return self.tokenizer.src_pieces_with_eos(self.prepare(line), self.max_src_len)
 
+    def translate_ids(
+        self,
+        sources: list,
+        beam: int | None = None,
+        batch_size: int | None = None,
+        need_attention: bool = False,
+        length_penalty: float | None = None,
+    ) -> list[Hypothesis]:
+        """Decode already-encoded sources (token ids, no EOS) with the checkpoint's decode
+        settings (`decode.*`; arguments given here override them), in the run's precision."""
+        d = self.cfg.decode
+        with autocast(self.device, self.precision):
+            return decode_corpus(
+                self.model,
+                sources,
+                beam or d.beam,
+                d.length_penalty if length_penalty is None else length_penalty,
+                d.max_len_a,
+                d.max_len_b,
+                batch_size or d.batch_size,
+                self.device,
+                need_attention,
+                self.max_src_len,
+            )
+
     def translate(
         self,
         lines: list[str],
@@ -85,26 +110,15 @@ class Translator:
         limit is translated from its first `max_src_len` tokens; `on_truncate(index, n_tokens)`
         is called for it.
         """
-        d = self.cfg.decode
         ids = self.tokenizer.encode_src([self.prepare(line) for line in lines])
         keep = [i for i, seq in enumerate(ids) if seq]
         if on_truncate is not None:
             for i in keep:
                 if len(ids[i]) > self.max_src_len:
                     on_truncate(i, len(ids[i]))
-        with autocast(self.device, self.precision):
-            hyps = decode_corpus(
-                self.model,
-                [ids[i] for i in keep],
-                beam or d.beam,
-                d.length_penalty if length_penalty is None else length_penalty,
-                d.max_len_a,
-                d.max_len_b,
-                batch_size or d.batch_size,
-                self.device,
-                need_attention,
-                self.max_src_len,
-            )
+        hyps = self.translate_ids(
+            [ids[i] for i in keep], beam, batch_size, need_attention, length_penalty
+        )
         out: list[str] = [""] * len(lines)
         full: list[Hypothesis | None] = [None] * len(lines)
         for i, text, h in zip(keep, self.tokenizer.decode_tgt([h.tokens for h in hyps]), hyps):

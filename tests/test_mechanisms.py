@@ -82,6 +82,30 @@ def test_the_class_decides_layout_and_source_limit(tmp_path, toy):
     assert dec.readout.in_features == m.dec_hidden + K + m.emb_size  # [s_t; c_t; E y_{t-1}]
 
 
+def test_the_benchmark_counts_the_flops_the_class_declares(tmp_path, toy):
+    """nmt.bench's FLOP model takes the mechanism's share from `macs` and its layout from
+    `query`: the toy's total is the Bahdanau layout's with the toy's attention terms."""
+    import numpy as np
+
+    from nmt.bench.flops import attention_macs, rnn_forward_macs
+
+    cfg = to_dataclass(compose(tiny_overrides(tmp_path, **{"attention.type": "toy_distance"})))
+    m, H = cfg.model, cfg.model.dec_hidden
+    K = 2 * m.enc_hidden
+    macs = attention_macs(cfg.attention, H, K, H)
+    assert (macs.key_per_src, macs.query_per_tgt, macs.per_pair) == (0, H * K, 3 * K)
+    assert macs.window is None and macs.bahdanau_layout
+    S, T = np.array([5, 9]), np.array([6, 8])
+    bahdanau = to_dataclass(compose(tiny_overrides(tmp_path, **{"attention.type": "bahdanau"})))
+    b = attention_macs(bahdanau.attention, H, K, H)
+    expected = rnn_forward_macs(m, bahdanau.attention, 12, S, T) + (
+        (S * (macs.key_per_src - b.key_per_src)).sum()
+        + (T * (macs.query_per_tgt - b.query_per_tgt)).sum()
+        + (macs.per_pair - b.per_pair) * (S * T).sum()
+    )
+    assert rnn_forward_macs(m, cfg.attention, 12, S, T) == pytest.approx(expected)
+
+
 def test_a_registered_mechanism_trains_end_to_end(tmp_path, toy):
     from nmt.pipeline import run
 

@@ -36,29 +36,14 @@ def _n_sentences(args: argparse.Namespace, test: Any) -> int:
 def checkpoint_target(path: str, args: argparse.Namespace, device: Any, test: Any, k: int):
     """The trained model at `path` (a run folder or a checkpoint) as a DecodeTarget."""
     from nmt.checkpoint import resolve_checkpoint
-    from nmt.decoding import decode_corpus
-    from nmt.runtime import autocast
     from nmt.translate import Translator
 
     ckpt = resolve_checkpoint(path)
     tr = Translator(ckpt, str(device), args.precision)
     sources = tr.tokenizer.encode_src([tr.prepare(line) for line in test.src_text[:k]])
-    d = tr.cfg.decode
 
     def translate(src: list, beam: int) -> list:
-        with autocast(tr.device, tr.precision):
-            return decode_corpus(
-                tr.model,
-                src,
-                beam,
-                d.length_penalty,
-                d.max_len_a,
-                d.max_len_b,
-                args.decode_batch,
-                tr.device,
-                False,
-                tr.max_src_len,
-            )
+        return tr.translate_ids(src, beam, args.decode_batch)
 
     return DecodeTarget(translate, sources, test.tgt_text[:k], tr.tokenizer, str(ckpt))
 
