@@ -110,7 +110,7 @@ class TrainerConfig:
     optimizer: str = "adam"  # adam | adamw
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
-    schedule: str = "plateau"  # plateau | inverse_sqrt | constant
+    schedule: str = "plateau"  # plateau | inverse_sqrt | budget | constant
     warmup_steps: int = 4000
     plateau_factor: float = 0.5
     plateau_patience: int = 2
@@ -240,7 +240,9 @@ def validate(cfg: Config) -> None:
     if not 0.0 <= getattr(m, "dropout", 0.0) < 1.0:
         raise ConfigError(f"model.dropout={m.dropout} must be in [0, 1)")
     _choice("trainer.optimizer", t.optimizer, ("adam", "adamw"))
-    _choice("trainer.schedule", t.schedule, ("plateau", "inverse_sqrt", "constant"))
+    _choice("trainer.schedule", t.schedule, ("plateau", "inverse_sqrt", "budget", "constant"))
+    if t.schedule == "budget" and not (t.max_steps or t.max_time):
+        raise ConfigError("trainer.schedule=budget needs trainer.max_steps or trainer.max_time")
     _choice("trainer.precision", t.precision, ("auto", "fp32", "bf16"))
     _choice("trainer.device", t.device, ("auto", "cpu", "cuda"))
     if t.lr <= 0:

@@ -81,8 +81,10 @@ class Trainer:
         ).to(self.device)
         self.params = count_parameters(self.model)
         self.optimizer = make_optimizer(self.model, cfg)
-        self.scheduler = make_scheduler(self.optimizer, cfg)
         self.progress = Progress()
+        self.scheduler = make_scheduler(
+            self.optimizer, cfg, lambda: (self.progress.step, self.progress.train_time)
+        )
         train = self.data.train
         self.sampler = TokenBatchSampler(
             train.src.lengths, train.tgt.lengths, t.max_tokens, shuffle=True, seed=cfg.seed
@@ -122,8 +124,8 @@ class Trainer:
     def _restore(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.progress = Progress(**ckpt["progress"])  # before the schedule, which reads it
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.progress = Progress(**ckpt["progress"])
         set_rng_state(ckpt["rng"])
         log.info(
             "resumed from step %d (epoch %d, batch %d)",
