@@ -55,6 +55,15 @@ anywhere below DIR, so several multiruns side by side are read together, and wri
   sorted by dev BLEU. Runs that failed, were interrupted or are still incomplete are listed with
   their status (never dropped): in their own table in leaderboard.md and as rows with that
   status in leaderboard.csv.
+- uncertainty (`--resamples N`, default 1000; 0 skips it): a 95% confidence interval for the
+  test BLEU and chrF of every finished run (sacreBLEU bootstrap resampling of its test.hyp
+  against the test references, read again from the run's data config; fixed seed), and
+  sacreBLEU's paired bootstrap test of every configuration against the best one (highest test
+  BLEU): columns bleu_ci_low/high, chrf_ci_low/high, p_vs_best, worse_than_best, is_best and
+  stats_seed in leaderboard.csv (per-run intervals in runs.csv), `*` after test BLEU in
+  leaderboard.md and one sentence under the table saying which differences are significant.
+  A configuration with several seeds is tested with its median-BLEU seed. Runs without
+  test.hyp or references get empty cells and are named under the table.
 - runs.csv: every run folder, one row each.
 - figures/bleu_by_length.png: test BLEU per source-length bucket, one line per configuration.
 - figures/attention_grid.png: attention heatmaps of the first 3 test sentences (rows: one run per
@@ -63,8 +72,9 @@ anywhere below DIR, so several multiruns side by side are read together, and wri
 - figures/dev_bleu_vs_time.png: dev BLEU against training time (valid.jsonl), one line per run.
 
 Layout: `runs` finds and reads run folders, `groups` groups seeds of one configuration,
-`tables` writes the CSV files, `markdown` leaderboard.md, `figures` prepares the figures that
-`nmt.viz` draws, and `cli` is the command. Names the tests and other tools use are re-exported
+`references` reads a run's test.hyp and its test references, `stats` computes the intervals and
+tests, `tables` writes the CSV files, `markdown` leaderboard.md, `figures` prepares the figures
+that `nmt.viz` draws, and `cli` is the command. Names the tests and other tools use are re-exported
 here, so `nmt-report = nmt.report:main` keeps working.
 """
 
@@ -73,6 +83,7 @@ from nmt.report.figures import first_test_sources, plot_attention_grid
 from nmt.report.groups import Group, group_runs, settings_of
 from nmt.report.markdown import budget_lines
 from nmt.report.runs import Run, find_run_dirs, load_run, load_runs
+from nmt.report.stats import Significance, compare
 from nmt.report.tables import METRICS
 from nmt.rundir import FAILURE_FILE, finished_metrics, record_failure
 
@@ -81,8 +92,10 @@ __all__ = [
     "METRICS",
     "Group",
     "Run",
+    "Significance",
     "budget_lines",
     "build_parser",
+    "compare",
     "draw_figures",
     "find_run_dirs",
     "finished_metrics",

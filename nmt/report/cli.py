@@ -12,6 +12,7 @@ from nmt.report.figures import plot_attention_grid, plot_bleu_by_length, plot_de
 from nmt.report.groups import Group, group_runs
 from nmt.report.markdown import figures_markdown, tables_markdown
 from nmt.report.runs import Run, find_run_dirs, load_runs
+from nmt.report.stats import RESAMPLES, compare
 from nmt.report.tables import write_leaderboard_csv, write_runs_csv
 
 
@@ -42,16 +43,21 @@ def make_report(
     heatmaps: bool = True,
     sentences: int = 3,
     device: str = "cpu",
+    resamples: int = RESAMPLES,
 ) -> dict[str, Any]:
-    """Write leaderboard.md/.csv, runs.csv and figures/; returns what was written."""
+    """Write leaderboard.md/.csv, runs.csv and figures/; returns what was written.
+
+    `resamples`: bootstrap resamples for the confidence intervals and the paired test against
+    the best configuration (`nmt.report.stats`); 0 skips them."""
     runs = load_runs(roots)
     out = Path(out if out is not None else roots[0])
     out.mkdir(parents=True, exist_ok=True)
     groups, unfinished, common = group_runs(runs)
-    write_leaderboard_csv(groups, unfinished, common, out)
-    write_runs_csv(runs, common, out)
+    sig = compare(groups, resamples)
+    write_leaderboard_csv(groups, unfinished, common, out, sig)
+    write_runs_csv(runs, common, out, sig)
     title = "Sweep report: " + ", ".join(str(r) for r in roots)
-    md = tables_markdown(runs, groups, unfinished, common, out, title)
+    md = tables_markdown(runs, groups, unfinished, common, out, title, sig)
     figures, notes = draw_figures(runs, groups, out / "figures", heatmaps, sentences, device)
     text = "\n".join([md] + figures_markdown(figures, notes, out)).rstrip() + "\n"
     atomic_write_text(out / "leaderboard.md", text)
@@ -59,6 +65,7 @@ def make_report(
         "runs": runs,
         "groups": groups,
         "unfinished": unfinished,
+        "significance": sig,
         "markdown": out / "leaderboard.md",
         "csv": out / "leaderboard.csv",
         "figures": [p for ps in figures.values() for p in ps],
@@ -82,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device", default="cpu", choices=["cpu", "cuda", "auto"], help="for the attention grid"
     )
+    parser.add_argument(
+        "--resamples",
+        type=int,
+        default=RESAMPLES,
+        help="bootstrap resamples for the 95%% confidence intervals and the paired test against "
+        f"the best configuration (sacreBLEU; default {RESAMPLES}; 0 skips them)",
+    )
     return parser
 
 
@@ -94,13 +108,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.sentences < 1:
         parser.error(f"--sentences must be >= 1, got {args.sentences}")
+    if args.resamples < 0:
+        parser.error(f"--resamples must be >= 0, got {args.resamples}")
     if not any(find_run_dirs(d) for d in args.dirs):
         print(
             f"nmt-report: error: no run folders (with .hydra/config.yaml) under {', '.join(args.dirs)}",
             file=sys.stderr,
         )
         return 2
-    result = make_report(args.dirs, args.out, not args.no_heatmaps, args.sentences, args.device)
+    result = make_report(
+        args.dirs, args.out, not args.no_heatmaps, args.sentences, args.device, args.resamples
+    )
     sys.stdout.write(result["text"])
     print(
         f"\nnmt-report: wrote {result['markdown']}, {result['csv']} and {len(result['figures'])} figures",
