@@ -12,6 +12,19 @@ ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(2)
 
 
+def _native_bf16() -> bool:
+    from nmt.runtime import cpu_native_bf16
+
+    return cpu_native_bf16()
+
+
+# bf16 numerics tests run where the CPU computes bf16 natively; the fallback for CPUs without it
+# (emulated bf16, fp32 LSTM) is tested on every machine in test_runtime.py and test_train.py
+requires_native_bf16 = pytest.mark.skipif(
+    not _native_bf16(), reason="this CPU has no AVX512-BF16/AMX (native bf16)"
+)
+
+
 def data_root() -> Path | None:
     """The shared corpora folder (NMT_DATA_ROOT), or None."""
     root = os.environ.get("NMT_DATA_ROOT")

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import requires_native_bf16
 
 from nmt.config import AttentionConfig
 from nmt.models.attention import (
@@ -232,6 +233,7 @@ def test_fully_padded_row_gives_zeros(type_, score):
     assert all(torch.isfinite(p.grad).all() for p in attn.parameters() if p.grad is not None)
 
 
+@requires_native_bf16
 @pytest.mark.parametrize("type_,score", ALL, ids=IDS)
 def test_bf16_autocast(type_, score):
     attn = make(type_, score)

@@ -13,16 +13,13 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, compose, tiny_overrides
+from conftest import ROOT, compose, requires_native_bf16, tiny_overrides
 from torch import nn
 
 from nmt import runtime
 from nmt.runtime import autocast, fused_rnn, resolve_precision
 
 CPU = torch.device("cpu")
-native_only = pytest.mark.skipif(
-    not runtime.cpu_native_bf16(), reason="this CPU has no AVX512-BF16/AMX (native bf16)"
-)
 
 
 @pytest.fixture
@@ -118,7 +115,7 @@ def test_explicit_bf16_trains_without_native_bf16(tmp_path, no_bf16):
     assert "bf16 is emulated and slower than fp32" in (tmp_path / "run" / "train.log").read_text()
 
 
-@native_only
+@requires_native_bf16
 def test_bf16_trains_with_native_kernels(tmp_path):
     m = _train_luong_no_feed(tmp_path, "auto")
     assert (m["precision"], m["bf16_native"]) == ("bf16", True)

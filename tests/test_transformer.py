@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import requires_native_bf16
 
 from nmt.config import TransformerConfig
 from nmt.models.transformer import Transformer
@@ -229,6 +230,7 @@ def test_reorder_mid_decode():
     assert torch.allclose(att, ref_att[3], atol=1e-5)
 
 
+@requires_native_bf16
 def test_bf16_autocast_decoding():
     model = make_model(seed=2)
     src, lens, tgt = batch_with_lengths([5, 2, 7])
