@@ -110,7 +110,9 @@ class TrainerConfig:
     optimizer: str = "adam"  # adam | adamw
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
-    schedule: str = "plateau"  # plateau | inverse_sqrt | budget | constant
+    # auto: `budget` when max_steps or max_time is set, else the family's classic schedule
+    # (RNN: plateau; Transformer: inverse_sqrt); resolved by `resolve_schedule`
+    schedule: str = "auto"  # auto | plateau | inverse_sqrt | budget | constant
     warmup_steps: int = 4000
     plateau_factor: float = 0.5
     plateau_patience: int = 2
@@ -196,7 +198,21 @@ def to_dataclass(cfg: DictConfig | dict) -> Config:
     except Exception as err:  # omegaconf's ValidationError / ConfigKeyError name the key
         raise ConfigError(_one_line(err)) from None
     validate(out)
+    out.trainer.schedule = resolve_schedule(out)
     return out
+
+
+def resolve_schedule(cfg: Config) -> str:
+    """`trainer.schedule=auto` made concrete: under a budget (max_steps or max_time) the budget
+    schedule (linear decay to the floor when the budget runs out: Li, Yumer & Ramanan 2020,
+    measured best here, see conf/model/*.yaml); without one, plateau for RNNs and Vaswani's
+    inverse square root for the Transformer. Explicit values pass through."""
+    t = cfg.trainer
+    if t.schedule != "auto":
+        return t.schedule
+    if t.max_steps or t.max_time:
+        return "budget"
+    return "inverse_sqrt" if isinstance(cfg.model, TransformerConfig) else "plateau"
 
 
 def _choice(key: str, value: Any, allowed: tuple) -> None:
@@ -240,7 +256,9 @@ def validate(cfg: Config) -> None:
     if not 0.0 <= getattr(m, "dropout", 0.0) < 1.0:
         raise ConfigError(f"model.dropout={m.dropout} must be in [0, 1)")
     _choice("trainer.optimizer", t.optimizer, ("adam", "adamw"))
-    _choice("trainer.schedule", t.schedule, ("plateau", "inverse_sqrt", "budget", "constant"))
+    _choice(
+        "trainer.schedule", t.schedule, ("auto", "plateau", "inverse_sqrt", "budget", "constant")
+    )
     if t.schedule == "budget" and not (t.max_steps or t.max_time):
         raise ConfigError("trainer.schedule=budget needs trainer.max_steps or trainer.max_time")
     _choice("trainer.precision", t.precision, ("auto", "fp32", "bf16"))

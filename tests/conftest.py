@@ -43,7 +43,9 @@ def tiny_overrides(tmp: Path, task: str = "reverse", **extra: str) -> list[str]:
         "model.enc_hidden": "32",
         "model.dec_hidden": "64",
         "model.dropout": "0.0",
+        "model.tie_embeddings": "false",
         "trainer.max_tokens": "600",
+        "trainer.schedule": "plateau",  # tiny runs test everything but the schedule
         "trainer.lr": "3e-3",
         "trainer.max_steps": "30",
         "trainer.validate_every": "15",
@@ -52,7 +54,7 @@ def tiny_overrides(tmp: Path, task: str = "reverse", **extra: str) -> list[str]:
         "decode.beam": "2",
     }
     if extra.get("model") == "transformer":
-        for key in ("model.emb_size", "model.enc_hidden", "model.dec_hidden"):
+        for key in ("model.emb_size", "model.enc_hidden", "model.dec_hidden", "model.tie_embeddings"):
             del base[key]
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]

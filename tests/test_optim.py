@@ -35,7 +35,10 @@ def test_budget_used_is_the_budget_that_runs_out_first():
 
 
 def test_budget_schedule_needs_a_budget(tmp_path):
-    over = tiny_overrides(tmp_path, **{"trainer.schedule": "budget", "trainer.max_steps": "null"})
+    over = tiny_overrides(
+        tmp_path,
+        **{"trainer.schedule": "budget", "trainer.max_steps": "null", "trainer.max_time": "null"},
+    )
     with pytest.raises(ConfigError, match="trainer.schedule=budget needs"):
         to_dataclass(compose(over + ["trainer.max_epochs=3"]))
 

@@ -53,6 +53,7 @@ RNN = [
     "model.dec_layers=1",
     "model.input_feed=true",
     "model.dropout=0.2",
+    "model.tie_embeddings=false",
 ]
 TRANSFORMER = [
     "model=transformer",
@@ -64,6 +65,8 @@ TRANSFORMER = [
     "model.pre_norm=true",
     "model.dropout=0.1",
     "model.attention_dropout=0.1",
+    "model.tie_embeddings=true",
+    "model.tie_all=false",
 ]
 
 
