@@ -43,6 +43,25 @@ def test_budget_schedule_needs_a_budget(tmp_path):
         to_dataclass(compose(over + ["trainer.max_epochs=3"]))
 
 
+@pytest.mark.parametrize(
+    "model,budget,expected",
+    [
+        ("rnn", {"trainer.max_time": "300"}, "budget"),
+        ("transformer", {"trainer.max_steps": "50", "trainer.max_time": "null"}, "budget"),
+        ("rnn", {"trainer.max_time": "null", "trainer.max_steps": "null"}, "plateau"),
+        ("transformer", {"trainer.max_time": "null", "trainer.max_steps": "null"}, "inverse_sqrt"),
+    ],
+)
+def test_auto_schedule_is_the_budget_schedule_whenever_a_budget_is_given(model, budget, expected):
+    cfg = to_dataclass(compose([f"model={model}", *(f"{k}={v}" for k, v in budget.items())]))
+    assert cfg.trainer.schedule == expected
+
+
+def test_an_explicit_schedule_is_kept_under_a_budget():
+    cfg = to_dataclass(compose(["trainer.max_time=300", "trainer.schedule=constant"]))
+    assert cfg.trainer.schedule == "constant"
+
+
 def test_schedule_object_reads_progress_and_survives_a_state_round_trip():
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.5)

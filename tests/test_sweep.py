@@ -33,6 +33,27 @@ def test_presets_sweep_every_mechanism_once(preset):
     assert cfg["trainer"]["max_time"] > 0  # every preset states a budget
 
 
+def _hydra(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    import nmt.train  # noqa: F401
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return hydra_compose("config", overrides=overrides, return_hydra_config=True)
+
+
+def test_cpu_preset_fits_two_cores_and_cpu3_adds_seeds():
+    """Two single-thread runs at a time; cpu3 is the same preset with seeds 1,2,3."""
+    cpu, cpu3 = _hydra(["+sweep=cpu"]), _hydra(["+sweep=cpu3"])
+    assert "joblib" in cpu.hydra.launcher._target_.lower()
+    assert cpu.hydra.launcher.n_jobs * cpu.trainer.threads <= 2
+    assert cpu3.hydra.sweeper.params["seed"] == "1,2,3"
+    assert cpu3.hydra.sweeper.params["+variant"] == cpu.hydra.sweeper.params["+variant"]
+    assert cpu3.hydra.sweep.dir == "multirun/sweep-cpu3" != cpu.hydra.sweep.dir
+    assert cpu3.trainer == cpu.trainer and cpu3.model == cpu.model and cpu3.data == cpu.data
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_variants(variant):
     cfg = compose(["+sweep=cpu", f"+variant={variant}"])
