@@ -54,7 +54,12 @@ def tiny_overrides(tmp: Path, task: str = "reverse", **extra: str) -> list[str]:
         "decode.beam": "2",
     }
     if extra.get("model") == "transformer":
-        for key in ("model.emb_size", "model.enc_hidden", "model.dec_hidden", "model.tie_embeddings"):
+        for key in (
+            "model.emb_size",
+            "model.enc_hidden",
+            "model.dec_hidden",
+            "model.tie_embeddings",
+        ):
             del base[key]
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
