@@ -29,6 +29,17 @@ def test_public_names_stay_importable():
     assert script.value == "nmt.align:main"
 
 
+def test_lines_ranges():
+    from nmt.align import parse_lines
+
+    assert parse_lines(None) == (0, None)
+    assert parse_lines("101-508") == (100, 508)
+    assert parse_lines("3-") == (2, None)
+    for bad in ("0-5", "5-3", "x-2", "7"):
+        with pytest.raises(AlignError, match="--lines"):
+            parse_lines(bad)
+
+
 def test_nmt_align_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--src", "a", "--tgt", "b", "--gold", "c"])  # neither checkpoint nor --eflomal
@@ -60,13 +71,12 @@ def test_nmt_align_end_to_end_on_trained_run(trained_run, tmp_path, capsys):
     assert rc == 0
     report = json.loads(out.read_text())
     assert report["sentences"] == len(lines) and report["scored_sentences"] == len(lines)
-    assert set(report["results"]) == {
-        "argmax",
-        "threshold>=0.2",
-        "reverse argmax",
-        "intersect",
-        "grow-diag-final",
-    }
+    methods = {"argmax", "threshold>=0.2", "reverse argmax", "intersection", "grow-diag"}
+    methods |= {"grow-diag-final", "shift-att threshold>=0.2"}
+    methods |= {f"{p}{m}" for p in ("shift-att ", "reverse shift-att ") for m in ("argmax",)}
+    methods |= {f"shift-att {m}" for m in ("intersection", "grow-diag", "grow-diag-final")}
+    assert set(report["results"]) == methods
+    assert report["lines"] == f"1-{len(lines)}"
     for r in report["results"].values():
         assert 0.0 <= r["aer"] <= 1.0
     # argmax gives exactly one link per target word
@@ -74,6 +84,15 @@ def test_nmt_align_end_to_end_on_trained_run(trained_run, tmp_path, capsys):
     assert report["results"]["argmax"]["sure"] == sum(len(s.split()) for s in lines)
     text = capsys.readouterr().out
     assert "argmax" in text and "AER" in text
+    # --lines 2-4 scores those three sentences, numbered as in the files
+    out3 = tmp_path / "aer3.json"
+    assert main([ckpt, *args, "--lines", "2-4", "--json", str(out3)]) == 0
+    part = json.loads(out3.read_text())
+    assert part["lines"] == "2-4" and part["scored_sentences"] == 3
+    words = sum(len(s.split()) for s in lines[1:4])
+    assert part["results"]["argmax"]["links"] == words == part["results"]["argmax"]["sure"]
+    assert main([ckpt, *args, "--lines", "7-9"]) == 2
+    assert "the files have 6 lines" in capsys.readouterr().err
     # the anti-diagonal gold is its own transpose, so flipping the order changes nothing
     out2 = tmp_path / "aer2.json"
     assert main([ckpt, *args[:-1], "tgt-src", "--json", str(out2)]) == 0
@@ -138,6 +157,43 @@ def test_forced_attention_shapes_batching_and_heads(trained_run, tmp_path):
         forced_attention(tf, src, tgt, layer=2)
 
 
+def test_extra_steps_leave_the_forced_rows_unchanged(trained_run):
+    """The EOS steps fed for the shifted read-out add rows and change none before them (the
+    decoder is causal), for the RNN and the Transformer."""
+    from nmt.translate import Translator
+
+    src, tgt = ["a1 a2 a3", "a4 a5 a6 a7"], ["a3 a2 a1", "a7 a6 a5 a4"]
+    for tr in (Translator(trained_run), Translator(tiny_transformer_checkpoint(trained_run))):
+        plain = forced_attention(tr, src, tgt)
+        extra = forced_attention(tr, src, tgt, extra_steps=2)
+        for p, e in zip(plain, extra):
+            assert e.shape == (p.shape[0] + 2, p.shape[1])
+            np.testing.assert_allclose(e[: len(p)], p, atol=1e-6)
+            np.testing.assert_allclose(e.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_shifted_readout_reads_the_rows_after_the_prediction(trained_run):
+    """Shift-Att links of a word are the argmax of the row `readout_shift` steps after the one
+    that predicts it: 1 for the Luong layout and the Transformer, 2 for Bahdanau's."""
+    from nmt.align.forced import readouts
+    from nmt.align.links import extract_argmax
+    from nmt.translate import Translator
+
+    tr = Translator(trained_run)
+    shift = readouts(tr)["shift-att "]
+    assert shift == (2 if tr.cfg.attention.type == "bahdanau" else 1)
+    tf = Translator(tiny_transformer_checkpoint(trained_run))
+    assert readouts(tf)["shift-att "] == 1
+    src, tgt = ["a1 a2 a3 a4", "a5 a6"], ["a4 a3 a2 a1", "a6 a5"]
+    att = forced_attention(tr, src, tgt, extra_steps=shift)
+    links = model_alignments(tr, src, tgt)
+    for k, t in enumerate(tgt):
+        n = len(t.split())  # one piece per word in the tiny vocabulary
+        rows = att[k][shift : shift + n, :-1]
+        assert links.links["shift-att argmax"][k] == extract_argmax(rows)
+        assert links.links["argmax"][k] == extract_argmax(att[k][:n, :-1])
+
+
 # --- real data ---------------------------------------------------------------------------------
 
 
@@ -154,9 +210,10 @@ def test_forced_decoding_prepares_text_like_training(trained_run):
     np.testing.assert_allclose(tokenized[0], plain[0])
     links = model_alignments(tr, src, tgt, threshold=0.01)
     assert links.mismatched == []
-    assert {t for _, t in links.argmax[0]} == {0, 1}  # one link for each gold target word
-    assert all(s < 2 and t < 2 for s, t in links.threshold[0])
+    assert {t for _, t in links.links["argmax"][0]} == {0, 1}  # one link per gold target word
+    assert all(s < 2 and t < 2 for s, t in links.links["threshold>=0.01"][0])
     # pieces that neither spell the gold's words (NFKC made "..." of "…") nor match their
     # number: the sentence is left out, not misaligned
     left_out = model_alignments(tr, ["a1,… a2", "a1 a2"], ["a2 a1", "a2 a1"])
-    assert left_out.mismatched == [0] and left_out.argmax[0] == set() != left_out.argmax[1]
+    argmax = left_out.links["argmax"]
+    assert left_out.mismatched == [0] and argmax[0] == set() != argmax[1]

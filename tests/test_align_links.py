@@ -63,6 +63,10 @@ def test_symmetrise():
     assert symmetrise(fwd, rev, "union") == fwd
     # (0, 1) joins two already aligned words: grow-diag-final leaves it out
     assert symmetrise(fwd, rev, "grow-diag-final") == {(0, 0), (1, 1)}
+    # grow-diag adds neighbours of the intersection only; final adds the rest of each direction
+    far_fwd, far_rev = {(0, 0), (1, 1), (3, 4)}, {(0, 0), (1, 1), (2, 1)}
+    assert symmetrise(far_fwd, far_rev, "grow-diag") == {(0, 0), (1, 1), (2, 1)}
+    assert symmetrise(far_fwd, far_rev, "grow-diag-final") == {(0, 0), (1, 1), (2, 1), (3, 4)}
     # (2, 1) neighbours (1, 1) and covers unaligned source word 2; then (2, 2) diagonal
     assert symmetrise({(0, 0), (1, 1), (2, 1)}, {(0, 0), (1, 1), (2, 2)}) == {
         (0, 0),

@@ -6,8 +6,18 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from nmt.align import aggregate_to_words, merge_pieces, piece_word_ids, word_attention, word_ids_in
+from nmt.align import (
+    AlignError,
+    aggregate_to_words,
+    extract_argmax,
+    merge_pieces,
+    piece_weights,
+    piece_word_ids,
+    word_attention,
+    word_ids_in,
+)
 
 
 def test_piece_word_ids_and_merge():
@@ -47,6 +57,20 @@ def test_subword_to_word_aggregation_on_known_segmentation():
     np.testing.assert_allclose(direct, WORDS, atol=1e-12)
     renorm = word_attention(ATT, SRC_PIECES, TGT_PIECES, renormalize=True)
     np.testing.assert_allclose(renorm.sum(axis=1), 1.0)
+
+
+def test_shifted_piece_weights_turn_a_lagging_attention_into_the_diagonal():
+    """A decoder whose attention at step t looks at the source word of its input y_{t-1} (the
+    lag Chen et al. 2020 observe): the plain read-out is off by one, shift 1 is the diagonal."""
+    lagging = np.zeros((5, 5))  # rows predict y1 y2 y3 y4 EOS; columns x1 x2 x3 x4 </s>
+    for row, col in enumerate([3, 0, 1, 2, 3]):  # row r (input y_r) looks at x_r; BOS at x4
+        lagging[row, col] = 1.0
+    plain = piece_weights(lagging, 4)
+    shifted = piece_weights(lagging, 4, shift=1)
+    assert extract_argmax(shifted) == {(k, k) for k in range(4)}
+    assert extract_argmax(plain) == {(3, 0), (0, 1), (1, 2), (2, 3)}
+    with pytest.raises(AlignError, match="shift 2 needs 6 attention rows, got 5"):
+        piece_weights(lagging, 4, shift=2)
 
 
 def test_aggregation_with_truncated_source_gives_zero_columns():

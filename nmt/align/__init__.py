@@ -5,9 +5,21 @@ What it does, step by step:
 1. **Forced decoding** (`nmt.align.forced`). The reference translation is fed to the model with
    teacher forcing (`model.forward(..., return_attention=True)`, batched). Both sides are
    prepared like the training text (`Translator.prepare`: `data.lowercase`, `data.tokenize`).
-   Attention row t is the distribution used to predict target piece t; the row that predicts
-   EOS and the source `</s>` column are dropped before anything else. Transformer: `--layer`
-   (default: last) and `--head` (default: the average over the heads of that layer).
+   Attention row t is the distribution used to predict target piece t; the source `</s>`
+   column is dropped before anything else. Transformer: `--layer` (default: last) and `--head`
+   (default: the average over the heads of that layer).
+   **Two read-outs.** The plain one gives target piece y_k the row that *predicts* it. The
+   shifted one (Shift-Att, Chen et al. 2020, "Accurate Word Alignment Induction from Neural
+   Machine Translation", sec. 3) gives y_k the row of the first step whose attention query has
+   already *read* y_k, since attention that knows the word it just emitted points at that
+   word's source (Chen et al. find this for the Transformer's middle layers):
+   - Transformer and the Luong layout (every mechanism but Bahdanau): the query at step t is
+     computed from the input y_{t-1}, so y_k is read at the next step: shift 1.
+   - Bahdanau's layout: the query at step t is the previous state s_{t-1}, and y_{t-1} enters
+     the RNN *after* the attention (s_t = RNN([E y_{t-1}; c_t], s_{t-1})), so the first query
+     that has read y_k is s_{k+1}, two steps after the one that predicts y_k: shift 2.
+   The last piece's shifted row lies past the step that predicts EOS, so the decoder is fed EOS
+   for one (two) extra steps; it is causal, so that changes no earlier row.
 2. **Subwords to words** (`nmt.align.words`). The gold alignment is over the whitespace words of
    the (lowercased, tokenized) test text. A piece belongs to the word its characters lie in (a
    word `data.tokenize` split for the model, `bzw.` -> `bzw .`, stays one word); where the
@@ -19,9 +31,15 @@ What it does, step by step:
 3. **Extraction** (`nmt.align.links`).
    - `argmax` (Luong et al. 2015): for every target word, the source word with the most weight.
    - `threshold`: every (source word, target word) with weight >= `--threshold` (default 0.3).
+   Both for the plain read-out (`argmax`, `threshold>=0.3`) and the shifted one
+   (`shift-att argmax`, ...).
    - with `--reverse-ckpt` (a model trained in the other direction, same text): its own argmax
-     alignment, and the `intersect` and `grow-diag-final` symmetrisations of both argmax
-     alignments.
+     alignment, and the `intersection`, `grow-diag` and `grow-diag-final` symmetrisations
+     (Koehn et al. 2003; Och & Ney 2003) of both directions' argmax alignments, per read-out
+     (Chen et al. combine both directions of Shift-Att with grow-diag).
+
+   **Choosing settings without overfitting the gold**: `--lines 1-100` scores only those
+   sentences (choose the layer, head, threshold, read-out there), `--lines 101-508` reports.
 4. **Scoring** (Och & Ney 2003) against sure links S and possible links P (P includes S), over
    the whole corpus: precision = |A∩P|/|A|, recall = |A∩S|/|S|,
    AER = 1 - (|A∩S| + |A∩P|) / (|A| + |S|). An empty A gives precision 0.
@@ -80,10 +98,22 @@ _EXPORTS = {
         "word_attention",
         "word_ids_in",
     ),
-    "links": ("extract_argmax", "extract_threshold", "score_alignments", "symmetrise"),
-    "forced": ("ModelLinks", "check_layer_head", "forced_attention", "model_alignments"),
+    "links": (
+        "SYMMETRISATIONS",
+        "extract_argmax",
+        "extract_threshold",
+        "score_alignments",
+        "symmetrise",
+    ),
+    "forced": (
+        "ModelLinks",
+        "check_layer_head",
+        "forced_attention",
+        "model_alignments",
+        "readouts",
+    ),
     "baseline": ("eflomal_align", "simple_tokenize"),
-    "run": ("run_align",),
+    "run": ("parse_lines", "run_align"),
     "cli": ("build_parser", "format_table", "main"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -39,6 +39,11 @@ def _add_test_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=int, default=None, help="use only the first N test sentences"
     )
+    parser.add_argument(
+        "--lines",
+        help="score only lines A-B of the test set (1-based, inclusive; e.g. 1-100 to choose "
+        "settings, 101-508 to report)",
+    )
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +55,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--reverse-ckpt",
-        help="a model trained in the other direction: adds intersect, grow-diag-final",
+        help="a model trained in the other direction: adds its argmax links and their "
+        "intersection, grow-diag and grow-diag-final with the model's (per read-out)",
     )
     parser.add_argument(
         "--layer", type=int, default=-1, help="Transformer: cross-attention layer (default last)"
@@ -85,7 +91,7 @@ def _add_eflomal_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--symmetrise",
         default="grow-diag-final",
-        choices=["grow-diag-final", "intersection", "union"],
+        choices=["grow-diag-final", "grow-diag", "intersection", "union"],
         help="how eflomal's two directions are combined",
     )
 
@@ -124,10 +130,10 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 
 def format_table(results: dict[str, dict], sentences: int) -> str:
     """A plain-text table: method, AER, precision, recall, predicted links."""
-    rows = [f"{'method':<28} {'AER':>7} {'prec':>7} {'recall':>7} {'links':>7}"]
+    rows = [f"{'method':<32} {'AER':>7} {'prec':>7} {'recall':>7} {'links':>7}"]
     for name, r in results.items():
         rows.append(
-            f"{name:<28} {r['aer']:7.4f} {r['precision']:7.4f} {r['recall']:7.4f} {r['links']:7d}"
+            f"{name:<32} {r['aer']:7.4f} {r['precision']:7.4f} {r['recall']:7.4f} {r['links']:7d}"
         )
     sure = next(iter(results.values()))["sure"] if results else 0
     rows.append(f"({sentences} sentence pairs; {sure} sure gold links)")
@@ -153,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     except (AlignError, CheckpointError, ConfigError, FileNotFoundError) as err:
         print(f"nmt-align: error: {err}", file=sys.stderr)
         return 2
-    print(f"direction {report['direction']}, gold {args.gold} ({args.gold_order})")
+    print(
+        f"direction {report['direction']}, gold {args.gold} ({args.gold_order}), "
+        f"lines {report['lines']}"
+    )
     print(format_table(report["results"], report["scored_sentences"]))
     if args.json:
         write_report(report, args.json)

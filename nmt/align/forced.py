@@ -2,9 +2,10 @@
 
 The reference is fed with teacher forcing (`model.forward(..., return_attention=True)`,
 batched, shortest first). Row t of a sentence's attention is the distribution used to predict
-target piece t, the last row predicts EOS; the last column is the source `</s>`. Both sides go
-through `Translator.prepare` first, so the model sees the text the way it saw it in training
-(`data.lowercase`, `data.tokenize`).
+target piece t, row T predicts EOS; with `extra_steps` the decoder is also fed EOS (and more
+EOS), one row each, so the shifted read-out (Chen et al. 2020) has a row for the last piece. The
+last column is the source `</s>`. Both sides go through `Translator.prepare` first, so the model
+sees the text the way it saw it in training (`data.lowercase`, `data.tokenize`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from nmt.align.common import AlignError, Link
 from nmt.align.links import extract_argmax, extract_threshold
 from nmt.align.words import aggregate_to_words, piece_weights, word_ids_in
 from nmt.data.batching import collate
-from nmt.models import reduce_attention
+from nmt.models import readout_shift, reduce_attention
+from nmt.vocab import EOS
 
 if TYPE_CHECKING:
     from nmt.translate import Translator
@@ -56,16 +58,19 @@ def forced_attention(
     batch_size: int = 32,
     layer: int = -1,
     head: int | None = None,
+    extra_steps: int = 0,
 ) -> list[np.ndarray]:
-    """Teacher-forced attention for every sentence pair, as float32 (T + 1, S + 1) arrays.
+    """Teacher-forced attention for every sentence pair, float32 (T + 1 + extra_steps, S + 1).
 
-    Rows are the target pieces then EOS (row t predicts piece t); columns the source pieces
-    (cut to the model's source limit) then `</s>`. Transformer attention is reduced to one layer
-    and one head or the head average (`nmt.models.reduce_attention`)."""
+    Rows are the target pieces then EOS (row t predicts piece t), then `extra_steps` steps fed
+    EOS; columns the source pieces (cut to the model's source limit) then `</s>`. The decoder
+    is causal, so the extra steps leave rows 0..T unchanged. Transformer attention is reduced to
+    one layer and one head or the head average (`nmt.models.reduce_attention`)."""
     if len(src_lines) != len(tgt_lines):
         raise AlignError(f"{len(src_lines)} source but {len(tgt_lines)} target lines")
     check_layer_head(translator.cfg, layer, head)
     src_ids, tgt_ids = _encode(translator, src_lines, tgt_lines)
+    tgt_ids = [ids + [EOS] * extra_steps for ids in tgt_ids]
     # shortest first: batches of similar length waste little on padding
     order = sorted(range(len(src_ids)), key=lambda i: (len(src_ids[i]), len(tgt_ids[i])))
     out: list[np.ndarray] = [np.empty(0)] * len(src_ids)
@@ -88,17 +93,21 @@ def forced_attention(
 class ModelLinks:
     """Links extracted from one model, in the model's (source word, target word) orientation."""
 
-    argmax: list[set[Link]]
-    threshold: list[set[Link]]
+    links: dict[str, list[set[Link]]]  # method name -> links per sentence
     mismatched: list[int]  # 0-based lines whose piece-words do not match the whitespace words
 
 
 def _gold_word_attention(
-    translator: Translator, src: str, tgt: str, attention: np.ndarray, renormalize: bool
-) -> np.ndarray | None:
+    translator: Translator,
+    src: str,
+    tgt: str,
+    attention: np.ndarray,
+    renormalize: bool,
+    shifts: dict[str, int],
+) -> dict[str, np.ndarray] | None:
     """One sentence's forced attention over the whitespace words of the given lines (the words
-    the gold counts), (target words, source words); None when the pieces do not group into
-    them."""
+    the gold counts), (target words, source words), per read-out; None when the pieces do not
+    group into them."""
     tok = translator.tokenizer
     src_words, tgt_words = src.split(), tgt.split()
     tgt_pieces = tok.tgt_pieces(translator.prepare(tgt))
@@ -106,8 +115,18 @@ def _gold_word_attention(
     tgt_ids = word_ids_in(tgt_pieces, tgt_words)
     if src_ids is None or tgt_ids is None:
         return None
-    weights = piece_weights(attention, len(tgt_pieces), renormalize)  # (T pieces, S' pieces)
-    return aggregate_to_words(weights, src_ids, tgt_ids, len(src_words), len(tgt_words))
+    out = {}
+    for name, shift in shifts.items():
+        weights = piece_weights(attention, len(tgt_pieces), renormalize, shift)  # (T, S')
+        out[name] = aggregate_to_words(weights, src_ids, tgt_ids, len(src_words), len(tgt_words))
+    return out
+
+
+def readouts(translator: Translator) -> dict[str, int]:
+    """The read-outs `model_alignments` extracts from: the method-name prefix and its shift.
+    The plain one (the step that predicts the word) and Shift-Att (Chen et al. 2020: the first
+    step whose query has read the word, `nmt.models.readout_shift`)."""
+    return {"": 0, "shift-att ": readout_shift(translator.cfg)}
 
 
 def model_alignments(
@@ -120,19 +139,26 @@ def model_alignments(
     head: int | None = None,
     renormalize: bool = False,
 ) -> ModelLinks:
-    """Forced decoding, word aggregation and extraction (argmax, threshold) for a model.
+    """Forced decoding, word aggregation and extraction for a model: `argmax` and
+    `threshold>=T` of the plain and the shifted read-out (`shift-att argmax`, ...).
 
     A sentence whose pieces do not group into the whitespace words of the given lines gets no
     links and is listed in `mismatched`."""
-    att = forced_attention(translator, src_lines, tgt_lines, batch_size, layer, head)
-    links = ModelLinks([], [], [])
+    shifts = readouts(translator)
+    att = forced_attention(
+        translator, src_lines, tgt_lines, batch_size, layer, head, extra_steps=max(shifts.values())
+    )
+    methods = [(p, "argmax") for p in shifts] + [(p, f"threshold>={threshold:g}") for p in shifts]
+    links = ModelLinks({p + m: [] for p, m in methods}, [])
     for k, (s, t, a) in enumerate(zip(src_lines, tgt_lines, att)):
-        w = _gold_word_attention(translator, s, t, a, renormalize)  # (T words, S words)
-        if w is None:
+        words = _gold_word_attention(translator, s, t, a, renormalize, shifts)
+        if words is None:
             links.mismatched.append(k)
-            links.argmax.append(set())
-            links.threshold.append(set())
-            continue
-        links.argmax.append(extract_argmax(w))
-        links.threshold.append(extract_threshold(w, threshold))
+        for prefix, method in methods:
+            if words is None:
+                links.links[prefix + method].append(set())
+            elif method == "argmax":
+                links.links[prefix + method].append(extract_argmax(words[prefix]))
+            else:
+                links.links[prefix + method].append(extract_threshold(words[prefix], threshold))
     return links

@@ -39,7 +39,11 @@ class GoldAlignment:
 
     def head(self, n: int | None) -> GoldAlignment:
         """The first `n` sentences (all of them when `n` is None)."""
-        return GoldAlignment(self.sure[:n], self.possible[:n])
+        return self.select(0, n)
+
+    def select(self, start: int, end: int | None) -> GoldAlignment:
+        """Sentences `start` to `end` (0-based, end excluded; None: to the last)."""
+        return GoldAlignment(self.sure[start:end], self.possible[start:end])
 
 
 def parse_talp_line(line: str, number: int = 0) -> tuple[set[Link], set[Link]]:

@@ -13,6 +13,7 @@ import numpy as np
 
 from nmt.align.common import AlignError, Link
 
+SYMMETRISATIONS = ("intersection", "grow-diag", "grow-diag-final", "union")
 _NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
@@ -49,9 +50,9 @@ class _Growing:
         self.tgt_done.add(link[1])
 
 
-def _grow_diag_final(fwd: set[Link], rev: set[Link]) -> set[Link]:
-    """Koehn et al. (2003): grow the intersection by neighbouring union links, then add the
-    remaining links of each direction, both only where they cover a so far unaligned word."""
+def _grow_diag(fwd: set[Link], rev: set[Link]) -> _Growing:
+    """Koehn et al. (2003): grow the intersection by union links that neighbour an aligned link
+    (also diagonally) and cover a so far unaligned word, until none can be added."""
     union = fwd | rev
     out = _Growing(fwd & rev)
     added = True
@@ -63,6 +64,13 @@ def _grow_diag_final(fwd: set[Link], rev: set[Link]) -> set[Link]:
                 if new in union and new not in out.links and out.covers_new_word(new):
                     out.add(new)
                     added = True
+    return out
+
+
+def _grow_diag_final(fwd: set[Link], rev: set[Link]) -> set[Link]:
+    """grow-diag, then add the remaining links of each direction that cover a so far unaligned
+    word (Koehn et al. 2003)."""
+    out = _grow_diag(fwd, rev)
     for direction in (fwd, rev):  # final
         for link in sorted(direction):
             if link not in out.links and out.covers_new_word(link):
@@ -73,17 +81,20 @@ def _grow_diag_final(fwd: set[Link], rev: set[Link]) -> set[Link]:
 def symmetrise(fwd: set[Link], rev: set[Link], method: str = "grow-diag-final") -> set[Link]:
     """Combine two directional alignments given in the same (source, target) orientation.
 
-    `intersection`, `union`, or `grow-diag-final` (Koehn et al. 2003): start from the
-    intersection, repeatedly add union links that neighbour (also diagonally) an aligned link
-    and cover a so far unaligned source or target word, then add any remaining link of each
-    direction that covers an unaligned word."""
+    `intersection`, `union`, `grow-diag` or `grow-diag-final` (Koehn et al. 2003): grow-diag
+    starts from the intersection and repeatedly adds union links that neighbour (also
+    diagonally) an aligned link and cover a so far unaligned source or target word;
+    grow-diag-final then adds any remaining link of each direction that covers an unaligned
+    word."""
     if method == "intersection":
         return fwd & rev
     if method == "union":
         return fwd | rev
+    if method == "grow-diag":
+        return _grow_diag(fwd, rev).links
     if method == "grow-diag-final":
         return _grow_diag_final(fwd, rev)
-    raise AlignError(f"unknown symmetrisation {method!r} (intersection, union, grow-diag-final)")
+    raise AlignError(f"unknown symmetrisation {method!r} ({', '.join(SYMMETRISATIONS)})")
 
 
 def score_alignments(

@@ -73,13 +73,33 @@ def load_translator(checkpoint: str, device: str) -> Translator:
     return translator
 
 
-def read_test_files(args: argparse.Namespace) -> tuple[list[str], list[str], GoldAlignment]:
-    """The test lines of both sides and the gold links, as the files give them."""
-    src, tgt = _read(args.src, args.limit), _read(args.tgt, args.limit)
-    gold = read_talp(args.gold).head(args.limit)
+def parse_lines(spec: str | None) -> tuple[int, int | None]:
+    """`--lines A-B` (1-based, inclusive; `A-` to the end) -> (0-based start, end or None)."""
+    if not spec:
+        return 0, None
+    first, sep, last = spec.partition("-")
+    try:
+        start, end = int(first), (int(last) if last else None)
+    except ValueError:
+        start, end = 0, -1
+    if not sep or start < 1 or (end is not None and end < start):
+        raise AlignError(f"--lines {spec!r}: expected A-B with 1 <= A <= B (or A-), e.g. 101-508")
+    return start - 1, end
+
+
+def read_test_files(
+    args: argparse.Namespace,
+) -> tuple[list[str], list[str], GoldAlignment, int]:
+    """The test lines of both sides and the gold links in `--lines` (or the first `--limit`),
+    and the 0-based number of the first line kept."""
+    src, tgt, gold = _read(args.src), _read(args.tgt), read_talp(args.gold)
     if not len(src) == len(tgt) == len(gold):
         raise AlignError(f"{len(src)} source, {len(tgt)} target and {len(gold)} gold lines differ")
-    return src, tgt, gold
+    start, end = parse_lines(args.lines)
+    end = min(x for x in (end, args.limit, len(src)) if x is not None)
+    if start >= end:
+        raise AlignError(f"--lines {args.lines}: the files have {len(src)} lines")
+    return src[start:end], tgt[start:end], gold.select(start, end), start
 
 
 def orient(
@@ -114,23 +134,30 @@ def _model_kwargs(args: argparse.Namespace) -> dict:
 def attention_predictions(
     args: argparse.Namespace, translator: Translator, test: GoldCorpus
 ) -> tuple[Predictions, set[int]]:
-    """argmax and threshold links of the model (and with `--reverse-ckpt` those of the reverse
-    model and both symmetrisations); the lines whose pieces do not match the gold's words."""
+    """The model's links (argmax and threshold of the plain and the shifted read-out) and,
+    with `--reverse-ckpt`, the reverse model's argmax links and the symmetrisations of both
+    directions' argmax links (per read-out); the lines whose pieces do not match the gold's
+    words."""
     fw = model_alignments(translator, test.src, test.tgt, **_model_kwargs(args))
-    predictions = {"argmax": fw.argmax, f"threshold>={args.threshold:g}": fw.threshold}
+    predictions = dict(fw.links)
     excluded = set(fw.mismatched)
     if args.reverse_ckpt:
-        rev_argmax, rev_excluded = _reverse_argmax(args, test)
+        rev, rev_excluded = _reverse_links(args, test)
         excluded |= rev_excluded
-        predictions["reverse argmax"] = rev_argmax
-        pairs = list(zip(fw.argmax, rev_argmax))
-        predictions["intersect"] = [symmetrise(a, b, "intersection") for a, b in pairs]
-        predictions["grow-diag-final"] = [symmetrise(a, b, "grow-diag-final") for a, b in pairs]
+        for prefix in ("", "shift-att "):
+            fwd_links, rev_links = fw.links[prefix + "argmax"], rev[prefix + "argmax"]
+            predictions[f"reverse {prefix}argmax"] = rev_links
+            for method in ("intersection", "grow-diag", "grow-diag-final"):
+                predictions[prefix + method] = [
+                    symmetrise(a, b, method) for a, b in zip(fwd_links, rev_links)
+                ]
     return predictions, excluded
 
 
-def _reverse_argmax(args: argparse.Namespace, test: GoldCorpus) -> tuple[list[set[Link]], set[int]]:
-    """argmax links of the `--reverse-ckpt` model (target -> source), flipped to (source,
+def _reverse_links(
+    args: argparse.Namespace, test: GoldCorpus
+) -> tuple[dict[str, list[set[Link]]], set[int]]:
+    """The links of the `--reverse-ckpt` model (target -> source), flipped to (source,
     target)."""
     reverse = Translator(args.reverse_ckpt, args.device)
     langs = (reverse.cfg.data.src_lang, reverse.cfg.data.tgt_lang)
@@ -140,7 +167,8 @@ def _reverse_argmax(args: argparse.Namespace, test: GoldCorpus) -> tuple[list[se
             f"expected {test.tgt_lang}->{test.src_lang}"
         )
     rv = model_alignments(reverse, test.tgt, test.src, **_model_kwargs(args))
-    return [flip(x) for x in rv.argmax], set(rv.mismatched)
+    flipped = {name: [flip(x) for x in links] for name, links in rv.links.items()}
+    return flipped, set(rv.mismatched)
 
 
 def eflomal_predictions(args: argparse.Namespace, test: GoldCorpus) -> tuple[Predictions, int]:
@@ -173,7 +201,7 @@ def write_links(folder: str | Path, predictions: Predictions, flipped: bool) -> 
 
 def run_align(args: argparse.Namespace) -> dict:
     """Everything `nmt-align` does, returning the JSON report."""
-    src, tgt, gold = read_test_files(args)
+    src, tgt, gold, first = read_test_files(args)
     translator = load_translator(args.checkpoint, args.device) if args.checkpoint else None
     test = orient(args, src, tgt, gold, translator)
     report: dict = {
@@ -182,6 +210,7 @@ def run_align(args: argparse.Namespace) -> dict:
         "direction": f"{test.src_lang}->{test.tgt_lang}",
         "gold": args.gold,
         "gold_order": args.gold_order,
+        "lines": f"{first + 1}-{first + len(test.src)}",
         "sentences": len(test.src),
         "threshold": args.threshold,
         "results": {},
@@ -199,10 +228,10 @@ def run_align(args: argparse.Namespace) -> dict:
     if excluded:
         _warn(
             f"{len(excluded)} sentence(s) left out: their subword pieces do not group into "
-            f"the gold's whitespace words (first: line {min(excluded) + 1})"
+            f"the gold's whitespace words (first: line {first + min(excluded) + 1})"
         )
     keep = [k for k in range(len(test.src)) if k not in excluded]
-    report["excluded_lines"] = sorted(k + 1 for k in excluded)
+    report["excluded_lines"] = sorted(first + k + 1 for k in excluded)
     report["results"] = score_all(predictions, test.gold, keep)
     report["scored_sentences"] = len(keep)
     if args.links_out:

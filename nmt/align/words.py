@@ -116,10 +116,21 @@ def word_ids_in(pieces: Sequence[str], words: Sequence[str]) -> list[int] | None
     return ids
 
 
-def piece_weights(attention: np.ndarray, n_tgt_pieces: int, renormalize: bool = False):
-    """Forced-decoding attention (T + 1, S' + 1) -> (T, S'): the row that predicts EOS and the
-    `</s>` column dropped; with `renormalize` every row rescaled to sum to 1 again."""
-    weights = np.asarray(attention, dtype=np.float64)[:n_tgt_pieces, :-1]  # (T, S')
+def piece_weights(
+    attention: np.ndarray, n_tgt_pieces: int, renormalize: bool = False, shift: int = 0
+):
+    """Forced-decoding attention (T + 1 + extra, S' + 1) -> (T, S'): one row per target piece,
+    the `</s>` column dropped; with `renormalize` every row rescaled to sum to 1 again.
+
+    Piece k gets row k + `shift`: row k predicts piece k (shift 0); the shifted read-out of
+    Chen et al. (2020) reads the row of the step whose query has already read piece k (shift 1
+    or 2, `nmt.models.readout_shift`), which needs the rows past the one that predicts EOS."""
+    weights = np.asarray(attention, dtype=np.float64)
+    if weights.shape[0] < n_tgt_pieces + shift:
+        raise AlignError(
+            f"shift {shift} needs {n_tgt_pieces + shift} attention rows, got {weights.shape[0]}"
+        )
+    weights = weights[shift : shift + n_tgt_pieces, :-1]  # (T, S')
     if renormalize:
         weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
     return weights

@@ -55,6 +55,19 @@ def reduce_attention(
     return per_layer.mean(dim=1) if head is None else per_layer[:, head]
 
 
+def readout_shift(cfg: Config) -> int:
+    """How many decoder steps after the one that predicts target piece y_k the attention query
+    has first *read* y_k (the shifted read-out of Chen et al. 2020, sec. 3).
+
+    Transformer and Luong layout (query "current": h_t = RNN(y_{t-1}, h_{t-1}) is the query):
+    the step that predicts y_{k+1} has y_k as its input, so 1. Bahdanau layout (query
+    "previous": the query is s_{t-1}, and y_{t-1} enters the RNN only after the attention): y_k
+    first reaches the query two steps later, so 2, and the last piece needs one step past EOS."""
+    if isinstance(cfg.model, RNNConfig):
+        return 2 if mechanism(cfg.attention).query == "previous" else 1
+    return 1
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
