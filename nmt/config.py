@@ -101,6 +101,21 @@ class TransformerConfig:
     max_positions: int = 1024
 
 
+# how two directions of word links are combined (`nmt.wordlinks.symmetrise`)
+SYMMETRISATIONS = ("intersection", "grow-diag", "grow-diag-final", "union")
+
+
+@dataclass
+class GuidedAlignmentConfig:
+    """Guided alignment (Garg et al. 2019, sec. 4; Liu et al. 2016): a cross-entropy loss that
+    pulls one attention distribution toward eflomal's links on the training pairs."""
+
+    weight: float = 0.0  # lambda; 0 = off (Garg et al. use 0.05)
+    layer: int = -2  # Transformer: the guided cross-attention layer (Garg: the penultimate)
+    head: int = 0  # Transformer: the guided head of that layer
+    symmetrise: str = "grow-diag-final"  # how eflomal's two directions are combined
+
+
 @dataclass
 class TrainerConfig:
     """Optimisation, validation, checkpointing and stop conditions."""
@@ -136,6 +151,7 @@ class TrainerConfig:
     num_heatmaps: int = 3  # dev sentences drawn to TensorBoard at each validation
     average_last: int = 0  # >1: average the last N checkpoints into averaged.pt at the end
     test_at_end: bool = True
+    guided_alignment: GuidedAlignmentConfig = field(default_factory=GuidedAlignmentConfig)
 
 
 @dataclass
@@ -222,6 +238,27 @@ def _choice(key: str, value: Any, allowed: tuple) -> None:
         )
 
 
+def _check_guided_alignment(g: GuidedAlignmentConfig, m: Any) -> None:
+    if g.weight < 0:
+        raise ConfigError(f"trainer.guided_alignment.weight={g.weight} must be >= 0")
+    _choice(
+        "trainer.guided_alignment.symmetrise",
+        g.symmetrise,
+        SYMMETRISATIONS,
+    )
+    if g.weight > 0 and isinstance(m, TransformerConfig):
+        if not -m.dec_layers <= g.layer < m.dec_layers:
+            raise ConfigError(
+                f"trainer.guided_alignment.layer={g.layer} is out of range: "
+                f"the decoder has {m.dec_layers} layers"
+            )
+        if not -m.heads <= g.head < m.heads:
+            raise ConfigError(
+                f"trainer.guided_alignment.head={g.head} is out of range: "
+                f"the model has {m.heads} heads"
+            )
+
+
 def validate(cfg: Config) -> None:
     """Reject impossible combinations with one line naming the key and what is allowed."""
     d, m, t, dec = cfg.data, cfg.model, cfg.trainer, cfg.decode
@@ -262,6 +299,7 @@ def validate(cfg: Config) -> None:
     if t.schedule == "budget" and not (t.max_steps or t.max_time):
         raise ConfigError("trainer.schedule=budget needs trainer.max_steps or trainer.max_time")
     _choice("trainer.precision", t.precision, ("auto", "fp32", "bf16"))
+    _check_guided_alignment(t.guided_alignment, m)
     _choice("trainer.device", t.device, ("auto", "cpu", "cuda"))
     if t.lr <= 0:
         raise ConfigError(f"trainer.lr={t.lr} must be > 0")

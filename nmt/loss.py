@@ -14,9 +14,13 @@ distribution is q = (1 - eps) one_hot(y) + eps / V, so per row
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from nmt.data.arrays import TokenArray
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD
 from nmt.runtime import Precision, autocast
@@ -116,6 +120,42 @@ def linear_cross_entropy(
         )
 
 
+@dataclass
+class Guide:
+    """Guided alignment: which attention is pulled toward which links, and how hard."""
+
+    links: TokenArray  # per training pair: flat (source piece, target piece) pairs
+    weight: float  # lambda
+    layer: int = -1  # Transformer: cross-attention layer
+    head: int = 0  # Transformer: head
+
+    def attention(self, attention: Tensor) -> Tensor:
+        """The guided distribution (B, T, S) of the model's attention: the RNN's (B, T, S) as it
+        is, of the Transformer's (B, T, L, heads, S) one layer's one head."""
+        return attention if attention.dim() == 3 else attention[:, :, self.layer, self.head]
+
+    def gold(self, batch: Batch, shape: torch.Size, device: torch.device) -> Tensor:
+        """(B, T, S) 0/1 matrix of the batch's links; row t is target piece t, column s source
+        piece s (the EOS row and column never have links)."""
+        gold = torch.zeros(shape, device=device)
+        for k, i in enumerate(batch.indices.tolist()):
+            pairs = torch.from_numpy(np.asarray(self.links[i], dtype=np.int64)).view(-1, 2)
+            gold[k, pairs[:, 1].to(device), pairs[:, 0].to(device)] = 1.0
+        return gold
+
+
+def guided_alignment_loss(attention: Tensor, gold: Tensor) -> Tensor:
+    """Summed over target pieces that have links: -sum_s p(s|t) log a(t, s), p uniform over the
+    source pieces linked to t (Garg et al. 2019, eq. 5; Liu et al. 2016, sec. 3.2).
+
+    attention (B, T, S) rows of an attention distribution; gold (B, T, S) 0/1. Weights that are
+    exactly 0 (padding, outside a local window) are floored at 1e-9 before the log."""
+    links = gold.sum(-1)  # (B, T)
+    p = gold / links.clamp(min=1.0).unsqueeze(-1)  # (B, T, S)
+    nll = -(p * attention.float().clamp(min=1e-9).log()).sum(-1)  # (B, T)
+    return nll[links > 0].sum()
+
+
 def batch_loss(
     model: nn.Module,
     output: nn.Linear,
@@ -123,17 +163,25 @@ def batch_loss(
     label_smoothing: float,
     device: torch.device,
     precision: Precision,
+    guide: Guide | None = None,
 ) -> Tensor:
-    """Summed token cross-entropy (float32) of a batch under teacher forcing.
+    """Summed token cross-entropy (float32) of a batch under teacher forcing, plus the guided
+    alignment loss times its weight when a `guide` is given.
 
     The model returns pre-softmax decoder states (`project=False`); the output projection and
     the loss run on the real target positions only, fused and in row chunks, so no (B, T, V)
     logits tensor is built.
     """
     with autocast(device, precision):
-        hidden, _ = model(batch.src, batch.src_lens, batch.tgt_in, project=False)  # (B, T, H)
+        hidden, attention = model(
+            batch.src,
+            batch.src_lens,
+            batch.tgt_in,
+            return_attention=guide is not None,
+            project=False,
+        )  # (B, T, H), (B, T, *E, S) or None
     real = batch.tgt_out != PAD  # (B, T)
-    return linear_cross_entropy(
+    loss = linear_cross_entropy(
         hidden[real],  # (N, H)
         output.weight,
         output.bias,
@@ -141,3 +189,9 @@ def batch_loss(
         label_smoothing,
         dtype=torch.bfloat16 if precision.name == "bf16" else hidden.dtype,
     )
+    if guide is not None and guide.weight > 0:
+        att = guide.attention(attention)  # (B, T, S)
+        loss = loss + guide.weight * guided_alignment_loss(
+            att, guide.gold(batch, att.shape, att.device)
+        )
+    return loss

@@ -22,10 +22,11 @@ from torch import nn
 from nmt.config import Config, RNNConfig
 from nmt.data import DataBundle, prepare_data
 from nmt.data.batching import Batch, TokenBatchSampler, collate, shard_batches
+from nmt.data.guided import training_links
 from nmt.data.tokenizer import Tokenizer
 from nmt.distributed import from_rank0, wrap_ddp
 from nmt.errors import UserError
-from nmt.loss import batch_loss
+from nmt.loss import Guide, batch_loss
 from nmt.models import (
     build_model,
     check_config,
@@ -116,9 +117,22 @@ class Trainer:
         if self.world_size > 1 and not self.main:
             tokenizer = Tokenizer.from_dict(from_rank0(None, self._comm_device()))
         data = prepare_data(self.cfg.data, self.run_dir, tokenizer, self.cfg.seed, log)
+        self.guide = self._guide(data)  # rank 0 first: the others find its links cached
         if self.world_size > 1 and self.main:
             from_rank0(data.tokenizer.to_dict(), self._comm_device())
         return data
+
+    def _guide(self, data: DataBundle) -> Guide | None:
+        """Guided alignment (`trainer.guided_alignment.weight` > 0): eflomal's links of the
+        training pairs, cached beside the encoded split (`nmt.data.guided`)."""
+        g = self.cfg.trainer.guided_alignment
+        if g.weight <= 0:
+            return None
+        folder = Path(data.stats["train_dir"]).parent
+        links = training_links(
+            data.train.src, data.train.tgt, data.tokenizer, folder, g.symmetrise, log
+        )
+        return Guide(links, g.weight, g.layer, g.head)
 
     # --- resume ------------------------------------------------------------------------------
     def _restore(self, ckpt: dict) -> None:
@@ -157,11 +171,16 @@ class Trainer:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 
     def loss_on(
-        self, batch: Batch, label_smoothing: float, model: nn.Module | None = None
+        self,
+        batch: Batch,
+        label_smoothing: float,
+        model: nn.Module | None = None,
+        guide: Guide | None = None,
     ) -> torch.Tensor:
-        """Summed token cross-entropy of a batch (float32); `model` defaults to the DDP wrapper."""
+        """Summed token cross-entropy of a batch (float32), plus the guided alignment loss with a
+        `guide`; `model` defaults to the DDP wrapper."""
         net, output = model or self.ddp_model, self.model.output_layer
-        return batch_loss(net, output, batch, label_smoothing, self.device, self.precision)
+        return batch_loss(net, output, batch, label_smoothing, self.device, self.precision, guide)
 
     def train_step(self, batch: Batch) -> float | None:
         """One update; returns the per-token loss, or None when the update was skipped."""
@@ -177,7 +196,7 @@ class Trainer:
             scale = self.world_size / n.item()
         else:
             scale = 1.0 / tokens
-        loss_sum = self.loss_on(batch, t.label_smoothing)
+        loss_sum = self.loss_on(batch, t.label_smoothing, guide=self.guide)
         (loss_sum * scale).backward()
         loss = loss_sum.detach() / tokens  # this rank's per-token loss, for logging
         norm = (

@@ -27,7 +27,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _overrides(tmp: Path) -> list[str]:
+def _overrides(tmp: Path, guided: bool = False) -> list[str]:
     return tiny_overrides(
         tmp,
         **{
@@ -35,6 +35,7 @@ def _overrides(tmp: Path) -> list[str]:
             "trainer.threads": "1",
             "trainer.max_tokens": "300",  # several batches per epoch, so every rank gets STEPS
             "trainer.num_heatmaps": "0",
+            "trainer.guided_alignment.weight": "0.5" if guided else "0.0",
         },
     )
 
@@ -60,7 +61,7 @@ def _flat_params(model) -> torch.Tensor:
     return torch.cat([p.detach().flatten().clone() for p in model.parameters()])
 
 
-def _worker(rank: int, world: int, port: int, tmp: str) -> None:
+def _worker(rank: int, world: int, port: int, tmp: str, guided: bool) -> None:
     """One DDP rank: the project's Trainer (it wraps the model in DDP) and its train_step."""
     import torch.distributed as dist
 
@@ -73,8 +74,9 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
     )
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        cfg = to_dataclass(compose(_overrides(Path(tmp))))
+        cfg = to_dataclass(compose(_overrides(Path(tmp), guided)))
         trainer = Trainer(cfg, Path(tmp) / "run", rank, world)
+        assert (trainer.guide is not None) == guided
         assert isinstance(trainer.ddp_model, torch.nn.parallel.DistributedDataParallel)
         losses = [
             trainer.train_step(_collate(trainer, idx)) for idx in _shards(trainer, world)[rank]
@@ -87,21 +89,36 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
         dist.destroy_process_group()
 
 
-def test_ddp_matches_single_process(tmp_path):
+@pytest.mark.parametrize("guided", [False, True], ids=["plain", "guided"])
+def test_ddp_matches_single_process(tmp_path, guided, monkeypatch):
     """2 gloo ranks: identical parameters on both, and the same losses and parameters as one
     process that takes the same global batches (the token mean over the global batch: each rank
-    scales its summed loss by world_size / global tokens before DDP averages the gradients)."""
+    scales its summed loss by world_size / global tokens before DDP averages the gradients).
+    Guided: the same with the guided alignment loss, the links aligned once (as rank 0 does
+    first) by a deterministic stand-in for eflomal and found in the cache by every rank."""
     import torch.multiprocessing as mp
 
     from nmt.config import to_dataclass
     from nmt.data import prepare_data
+    from nmt.data.guided import training_links
     from nmt.trainer import Trainer
 
-    cfg = to_dataclass(compose(_overrides(tmp_path)))
+    cfg = to_dataclass(compose(_overrides(tmp_path, guided)))
     # encode once (as rank 0 does first in the trainer); every rank reuses run/data/
-    prepare_data(cfg.data, tmp_path / "run", None, cfg.seed, logging.getLogger("test"))
+    logger = logging.getLogger("test")
+    data = prepare_data(cfg.data, tmp_path / "run", None, cfg.seed, logger)
+    if guided:
+        from test_guided import ReversalAligner
+
+        monkeypatch.setitem(sys.modules, "eflomal", ReversalAligner.module())
+        method = cfg.trainer.guided_alignment.symmetrise
+        folder = Path(data.stats["train_dir"]).parent
+        training_links(data.train.src, data.train.tgt, data.tokenizer, folder, method, logger)
     mp.start_processes(
-        _worker, args=(WORLD, free_port(), str(tmp_path)), nprocs=WORLD, start_method="spawn"
+        _worker,
+        args=(WORLD, free_port(), str(tmp_path), guided),
+        nprocs=WORLD,
+        start_method="spawn",
     )
     ranks = torch.load(tmp_path / "ddp.pt", weights_only=False)
     assert torch.equal(ranks[0]["params"], ranks[1]["params"])  # DDP keeps replicas identical
@@ -116,7 +133,7 @@ def test_ddp_matches_single_process(tmp_path):
             ref.model.train()
             ref.optimizer.zero_grad(set_to_none=True)
             batches = [_collate(ref, shards[r][step]) for r in range(WORLD)]
-            sums = [ref.loss_on(b, t.label_smoothing) for b in batches]
+            sums = [ref.loss_on(b, t.label_smoothing, guide=ref.guide) for b in batches]
             per_rank = [s / b.n_tgt_tokens for s, b in zip(sums, batches)]
             (sum(sums) / sum(b.n_tgt_tokens for b in batches)).backward()  # global token mean
             torch.nn.utils.clip_grad_norm_(ref.model.parameters(), t.clip_grad_norm)

@@ -15,13 +15,11 @@ slightly.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 from nmt.align.common import AlignError, Link
-from nmt.align.links import symmetrise
 from nmt.data.text import normalize
+from nmt.wordlinks import parse_links, run_eflomal, symmetrise
 
 Pair = tuple[str, str]
 
@@ -49,36 +47,6 @@ def _training_pairs(
     return [(a, b) for a, b in pairs if a and b]
 
 
-def _parse_links(line: str) -> set[Link]:
-    """eflomal's `i-j` links (0-based) of one line."""
-    return {(int(a), int(b)) for a, _, b in (x.partition("-") for x in line.split())}
-
-
-def _run_eflomal(pairs: Sequence[Pair], n_samplers: int, model: int) -> tuple[list[str], list[str]]:
-    """eflomal's forward and reverse link lines, one per pair."""
-    try:
-        import eflomal
-    except ImportError as err:
-        raise AlignError(
-            "the eflomal baseline needs `pip install eflomal` (extra: nmt[align])"
-        ) from err
-    with tempfile.TemporaryDirectory(prefix="nmt-eflomal-") as tmp:
-        fwd_path, rev_path = Path(tmp) / "fwd", Path(tmp) / "rev"
-        aligner = eflomal.Aligner(model=model, n_samplers=n_samplers)
-        aligner.align(
-            [a + "\n" for a, _ in pairs],
-            [b + "\n" for _, b in pairs],
-            links_filename_fwd=str(fwd_path),
-            links_filename_rev=str(rev_path),
-            quiet=True,
-        )
-        fwd = fwd_path.read_text(encoding="utf-8").splitlines()
-        rev = rev_path.read_text(encoding="utf-8").splitlines()
-    if len(fwd) != len(pairs) or len(rev) != len(pairs):
-        raise AlignError(f"eflomal returned {len(fwd)}/{len(rev)} lines for {len(pairs)} pairs")
-    return fwd, rev
-
-
 def eflomal_align(
     src_lines: Sequence[str],
     tgt_lines: Sequence[str],
@@ -101,8 +69,8 @@ def eflomal_align(
     test = [(_lower_words(a), _lower_words(b)) for a, b in zip(src_lines, tgt_lines)]
     test_keep = [k for k, (a, b) in enumerate(test) if a and b]
     first = len(pairs)  # the test pairs come after the training pairs
-    fwd, rev = _run_eflomal(pairs + [test[k] for k in test_keep], n_samplers, model)
+    fwd, rev = run_eflomal(pairs + [test[k] for k in test_keep], n_samplers, model)
     out: list[set[Link]] = [set() for _ in test]
     for n, k in enumerate(test_keep):
-        out[k] = symmetrise(_parse_links(fwd[first + n]), _parse_links(rev[first + n]), method)
+        out[k] = symmetrise(parse_links(fwd[first + n]), parse_links(rev[first + n]), method)
     return out

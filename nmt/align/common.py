@@ -1,9 +1,8 @@
-"""What every alignment module shares: the link type and the error type."""
+"""What every alignment module shares: the link type and the error type (defined in
+`nmt.wordlinks`, which guided alignment training also uses)."""
 
 from __future__ import annotations
 
-Link = tuple[int, int]  # (source word, target word), 0-based
+from nmt.wordlinks import AlignError, Link
 
-
-class AlignError(ValueError):
-    """Bad input for alignment scoring (the message is one line)."""
+__all__ = ["AlignError", "Link"]

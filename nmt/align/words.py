@@ -16,34 +16,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from nmt.align.common import AlignError
+from nmt.pieces import SPECIAL_WORDS, WORD_START, merge_pieces, piece_word_ids
 
-WORD_START = "\u2581"  # SentencePiece's word-boundary marker "▁"
-SPECIAL_WORDS = ("</s>",)  # pieces that are always a word of their own
-
-
-def piece_word_ids(pieces: Sequence[str]) -> list[int]:
-    """The word index of every SentencePiece piece: a piece starting with `▁` begins a new word,
-    any other piece continues the current one (the first piece always begins word 0); `</s>` is
-    a word of its own."""
-    ids: list[int] = []
-    word = -1
-    prev_special = False
-    for k, piece in enumerate(pieces):
-        special = piece in SPECIAL_WORDS
-        if k == 0 or special or prev_special or piece.startswith(WORD_START):
-            word += 1
-        ids.append(word)
-        prev_special = special
-    return ids
-
-
-def merge_pieces(pieces: Sequence[str]) -> list[str]:
-    """The words that `piece_word_ids` groups the pieces into (`▁` removed)."""
-    ids = piece_word_ids(pieces)
-    words = [""] * (ids[-1] + 1 if ids else 0)
-    for w, piece in zip(ids, pieces):
-        words[w] += piece
-    return [w.replace(WORD_START, "") or WORD_START for w in words]
+__all__ = [
+    "SPECIAL_WORDS",
+    "WORD_START",
+    "aggregate_to_words",
+    "merge_pieces",
+    "piece_weights",
+    "piece_word_ids",
+    "word_attention",
+    "word_ids_in",
+]
 
 
 def _word_count(word_ids: Sequence[int], given: int | None) -> int:
