@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import compose, tiny_overrides
 
 log = logging.getLogger("test")
