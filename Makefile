@@ -7,7 +7,7 @@ ARGS    ?=
 NPROC   ?= 2
 export NMT_DATA_ROOT ?= $(abspath ../shared/data)
 
-.PHONY: install test test-fast train translate demo check bench sweep train-ddp report clean
+.PHONY: install test test-fast train translate demo check bench sweep align train-ddp report clean
 
 install: $(STAMP)
 
@@ -51,6 +51,13 @@ bench: $(STAMP)
 sweep: $(STAMP)
 	$(BIN)/nmt-train -m +sweep=$(or $(SWEEP),cpu) $(ARGS); status=$$?; \
 	$(BIN)/nmt-report multirun/sweep-$(or $(SWEEP),cpu) && exit $$status
+
+# make align [ARGS="+variant=luong_general,transformer ..."]: conf/sweep/align.yaml (both directions,
+# unguided and guided), then the AER table (methods chosen on gold lines 1-100, reported on
+# 101-508) in multirun/align/alignment.md, and the leaderboard with AER.
+align: $(STAMP)
+	$(BIN)/nmt-train -m +sweep=align $(ARGS); status=$$?; \
+	$(BIN)/python -m nmt.align.sweep multirun/align && $(BIN)/nmt-report multirun/align && exit $$status
 
 check: $(STAMP)
 	$(BIN)/ruff check nmt tests scripts

@@ -42,6 +42,9 @@ class DataConfig:
     tokenize: bool = False  # split off punctuation (Moses-like), as in the RWTH gold text
     max_len: int = 100  # training pairs longer than this (subword tokens) are dropped
     max_train_lines: int | None = None  # read at most this many training pairs
+    # more training pairs after the split: local file prefixes, `{prefix}.{lang}[.gz]` (e.g. the
+    # RWTH alignment test text, which statistical aligners conventionally see unsupervised)
+    extra_train: list[str] = field(default_factory=list)
     # SentencePiece
     spm_type: str = "unigram"  # unigram | bpe | word | char
     vocab_size: int = 8000

@@ -217,3 +217,50 @@ def test_forced_decoding_prepares_text_like_training(trained_run):
     left_out = model_alignments(tr, ["a1,… a2", "a1 a2"], ["a2 a1", "a2 a1"])
     argmax = left_out.links["argmax"]
     assert left_out.mismatched == [0] and argmax[0] == set() != argmax[1]
+
+
+def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained_run, tmp_path):
+    """nmt.align.sweep: runs are paired by direction, the method is chosen on lines 1-100 and
+    reported on 101-508, metrics.json gets the AER, the table names the chosen method."""
+    import shutil
+
+    from nmt.align.sweep import find_pairs, format_markdown, score_system, system_name
+    from nmt.align.sweep import main as sweep_main
+
+    sweep = tmp_path / "sweep"
+    for name, (src, tgt), weight in [
+        ("a", ("de", "en"), 0.0),
+        ("b", ("en", "de"), 0.0),
+        ("c", ("de", "en"), 0.5),  # no en-de partner: left out
+    ]:
+        run = sweep / name
+        (run / ".hydra").mkdir(parents=True)
+        (run / "checkpoints").mkdir()
+        shutil.copy(trained_run / "checkpoints" / "best.pt", run / "checkpoints" / "best.pt")
+        (run / ".hydra" / "config.yaml").write_text(
+            f"data: {{src_lang: {src}, tgt_lang: {tgt}}}\nattention: {{type: luong_dot}}\n"
+            f"model: {{arch: rnn}}\ntrainer: {{guided_alignment: {{weight: {weight}}}}}\n"
+        )
+        (run / "metrics.json").write_text('{"interrupted": false}\n')
+    assert system_name({"model": {"arch": "transformer"}, "trainer": {}}) == "transformer"
+    pairs = find_pairs(sweep)
+    assert pairs == {"luong_dot": (sweep / "a", sweep / "b")}
+    # gold: 120 reversal pairs from the tiny task's test text, anti-diagonal links
+    data = trained_run.parent / "data"
+    src = (data / "test.src").read_text().splitlines()
+    tgt = (data / "test.tgt").read_text().splitlines()
+    src, tgt = (src * 3)[:120], (tgt * 3)[:120]
+    rwth = tmp_path / "rwth"
+    rwth.mkdir()
+    (rwth / "test.de").write_text("".join(s + "\n" for s in src))
+    (rwth / "test.en").write_text("".join(t + "\n" for t in tgt))
+    gold = [" ".join(f"{i + 1}-{len(s.split()) - i}" for i in range(len(s.split()))) for s in src]
+    (rwth / "alignment.talp").write_text("".join(g + "\n" for g in gold))
+    row = score_system(rwth, *pairs["luong_dot"], gold_order="src-tgt")
+    assert row["select"]["sure"] == sum(len(s.split()) for s in src[:100])
+    assert row["report"]["sure"] == sum(len(s.split()) for s in src[100:])
+    assert 0.0 <= row["report"]["aer"] <= 1.0
+    text = format_markdown({"luong_dot": row})
+    assert row["method"] in text and "Luong et al. 2015" in text
+    (tmp_path / "empty").mkdir()
+    assert sweep_main([str(tmp_path / "empty"), "--no-eflomal"]) == 2

@@ -116,6 +116,27 @@ def test_load_corpus_local_lowercase_and_max_train_lines(tmp_path):
     assert corpus["test"][1][1] == "zwei hunde spielen."
 
 
+def test_extra_train_files_follow_the_training_split(tmp_path):
+    make_corpus(tmp_path / "c", n=3)
+    (tmp_path / "gold").mkdir()
+    write(tmp_path / "gold" / "test.en", ["Gold one.", "Gold two."])
+    write(tmp_path / "gold" / "test.de", ["Gold eins.", "Gold zwei."], gz=True)
+    extra = [str(tmp_path / "gold" / "test")]
+    cfg = DataConfig(source="local", root=str(tmp_path / "c"), max_train_lines=5, extra_train=extra)
+    stream = open_source(cfg).stream("train")
+    src = [x for chunk, _ in stream.chunks(4) for x in chunk]
+    assert len(src) == 5 + 2 and src[-2:] == ["Gold one.", "Gold two."]
+    assert "gold/test.en" in stream.label
+    plain = open_source(DataConfig(source="local", root=str(tmp_path / "c"))).stream("train")
+    assert plain.identity != stream.identity  # the encoded split's cache key changes
+    assert open_source(cfg).load("valid") == open_source(
+        DataConfig(source="local", root=str(tmp_path / "c"))
+    ).load("valid")  # only the training split grows
+    missing = DataConfig(source="local", root=str(tmp_path / "c"), extra_train=["/nope/x"])
+    with pytest.raises(DataError, match="missing split 'x' \\(en\\): tried /nope/x.en"):
+        open_source(missing).stream("train")
+
+
 # --- hub ------------------------------------------------------------------------------
 
 

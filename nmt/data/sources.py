@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from nmt.config import DataConfig
@@ -55,6 +56,8 @@ class CorpusSource:
         cfg = self.cfg
         max_lines = self._max_lines(split)
         label, identity, opener = self._open(split, max_lines)
+        if split == "train" and cfg.extra_train:
+            label, identity, opener = _with_extra_train(cfg, label, identity, opener)
         identity.update(max_lines=max_lines, lowercase=cfg.lowercase, tokenize=cfg.tokenize)
         return PairStream(label, identity, opener, cfg.lowercase, cfg.tokenize)
 
@@ -68,6 +71,27 @@ class CorpusSource:
     def _open(self, split: str, max_lines: int | None) -> Opened:
         """Find the files (or open the dataset) of `split` for lazy reading."""
         raise NotImplementedError
+
+
+def _with_extra_train(
+    cfg: DataConfig, label: str, identity: dict[str, Any], opener: Callable[[int], Chunks]
+) -> Opened:
+    """The training split followed by the pairs of the `data.extra_train` files (local files,
+    found now: a missing one is a DataError naming the paths tried; not cut by
+    `data.max_train_lines`)."""
+    extra = [
+        split_paths(Path(p).parent, Path(p).name, cfg.src_lang, cfg.tgt_lang)
+        for p in cfg.extra_train
+    ]
+    identity = {**identity, "extra_train": [[file_identity(a), file_identity(b)] for a, b in extra]}
+
+    def chained(size: int) -> Chunks:
+        yield from opener(size)
+        for src_path, tgt_path in extra:
+            yield from chunked(iter_local_pairs(src_path, tgt_path), size)
+
+    names = ", ".join(f"{a}, {b}" for a, b in extra)
+    return f"{label} + {names}", identity, chained
 
 
 class LocalSource(CorpusSource):

@@ -1,0 +1,217 @@
+"""`python -m nmt.align.sweep DIR`: the AER table of an alignment sweep (conf/sweep/align.yaml).
+
+The sweep trains every system in both directions (de→en and en→de). Here each de→en run is
+paired with the en→de run of the same configuration, and both are scored against the gold
+links with every extraction method of `nmt-align` (plain and shifted read-out, argmax,
+threshold, and the intersection / grow-diag / grow-diag-final of both directions), for a
+Transformer at every decoder layer (head average).
+
+**Protocol** (no setting is chosen on the sentences it is reported on): the method (and layer)
+with the lowest AER on gold sentences 1–100 is chosen per system; its AER on sentences 101–508
+is the system's figure (all 508 beside it, for comparison with the literature). eflomal is run
+on the same training text plus the test sentences (grow-diag-final) and scored on the same
+lines. The table goes to DIR/alignment.md and .json; each paired run's metrics.json gets `aer`
+(101–508) and `aer_method`, which `nmt-report` shows in the leaderboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nmt.align.cli import build_parser as align_parser
+from nmt.align.common import AlignError
+from nmt.align.run import (
+    GoldCorpus,
+    attention_predictions,
+    eflomal_predictions,
+    load_translator,
+    orient,
+    read_test_files,
+    score_all,
+)
+from nmt.files import atomic_write_text
+from nmt.rundir import finished_metrics, update_metrics
+
+SELECT, REPORT = (0, 100), (100, 508)  # 0-based [start, end) of the gold lines
+LUONG_2015 = {"luong_location": 0.39, "local_m": 0.34, "local_p": 0.36, "berkeley aligner": 0.32}
+
+
+def _config(run: Path) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml"), resolve=False)
+
+
+def system_name(cfg: dict[str, Any]) -> str:
+    """`luong_general`, `transformer`, with ` guided λ=0.5` when guided."""
+    model = cfg.get("model") or {}
+    name = "transformer" if model.get("arch") == "transformer" else cfg["attention"]["type"]
+    weight = ((cfg.get("trainer") or {}).get("guided_alignment") or {}).get("weight", 0.0)
+    return f"{name} guided λ={weight:g}" if weight else name
+
+
+def find_pairs(root: Path) -> dict[str, tuple[Path, Path]]:
+    """System name -> (de→en run, en→de run), finished runs only."""
+    found: dict[str, dict[str, Path]] = {}
+    for here, dirs, _ in os.walk(root):
+        dirs.sort()
+        run = Path(here)
+        if not (run / ".hydra" / "config.yaml").is_file() or finished_metrics(run) is None:
+            continue
+        cfg = _config(run)
+        direction = f"{cfg['data']['src_lang']}-{cfg['data']['tgt_lang']}"
+        found.setdefault(system_name(cfg), {})[direction] = run
+    return {
+        name: (runs["de-en"], runs["en-de"])
+        for name, runs in sorted(found.items())
+        if {"de-en", "en-de"} <= set(runs)
+    }
+
+
+def _args(rwth: Path, fwd: Path, rev: Path, layer: int, gold_order: str) -> argparse.Namespace:
+    return align_parser().parse_args(
+        [
+            str(fwd / "checkpoints" / "best.pt"),
+            "--src", str(rwth / "test.de"),
+            "--tgt", str(rwth / "test.en"),
+            "--gold", str(rwth / "alignment.talp"),
+            "--gold-order", gold_order,
+            "--reverse-ckpt", str(rev / "checkpoints" / "best.pt"),
+            "--layer", str(layer),
+        ]
+    )  # fmt: skip
+
+
+def _score(
+    predictions: dict, test: GoldCorpus, excluded: set[int], lines: tuple[int, int]
+) -> dict[str, dict]:
+    keep = [k for k in range(*lines) if k not in excluded and k < len(test.src)]
+    return score_all(predictions, test.gold, keep)
+
+
+def _line_label(lines: tuple[int, int]) -> str:
+    return f"{lines[0] + 1}-{lines[1]}"
+
+
+def score_system(rwth: Path, fwd: Path, rev: Path, gold_order: str = "de-en") -> dict[str, Any]:
+    """Every method (and layer) on 1–100; the best one's scores on 101–508 and on all.
+    `rwth` holds test.de (the source of `fwd`), test.en and alignment.talp."""
+    translator = load_translator(str(fwd / "checkpoints" / "best.pt"), "cpu")
+    model = translator.cfg.model
+    layers = range(model.dec_layers) if getattr(model, "arch", "rnn") == "transformer" else [-1]
+    best: dict[str, Any] | None = None
+    for layer in layers:
+        args = _args(rwth, fwd, rev, layer, gold_order)
+        src, tgt, gold, _ = read_test_files(args)
+        test = orient(args, src, tgt, gold, translator)
+        predictions, excluded = attention_predictions(args, translator, test)
+        chosen = _score(predictions, test, excluded, SELECT)
+        for method, result in chosen.items():
+            if best is None or result["aer"] < best["select"]["aer"]:
+                best = {
+                    "method": method + (f" (layer {layer})" if layer >= 0 else ""),
+                    "select": result,
+                    "report": _score({method: predictions[method]}, test, excluded, REPORT)[method],
+                    "all": _score({method: predictions[method]}, test, excluded, (0, 508))[method],
+                }
+    assert best is not None
+    return best
+
+
+def score_eflomal(rwth: Path, train_src: str, train_tgt: str) -> dict[str, Any]:
+    """eflomal (grow-diag-final) trained on the training text plus all test sentences."""
+    args = align_parser().parse_args(
+        [
+            "--src", str(rwth / "test.de"),
+            "--tgt", str(rwth / "test.en"),
+            "--gold", str(rwth / "alignment.talp"),
+            "--eflomal", "--train-src", train_src, "--train-tgt", train_tgt,
+            "--gold-order", "src-tgt",
+        ]
+    )  # fmt: skip
+    src, tgt, gold, _ = read_test_files(args)
+    test = orient(args, src, tgt, gold, None)
+    predictions, _ = eflomal_predictions(args, test)
+    name = next(iter(predictions))
+    return {
+        "method": name,
+        "select": _score(predictions, test, set(), SELECT)[name],
+        "report": _score(predictions, test, set(), REPORT)[name],
+        "all": _score(predictions, test, set(), (0, 508))[name],
+    }
+
+
+def format_markdown(rows: dict[str, dict[str, Any]]) -> str:
+    """The AER table, best first, with Luong et al.'s figures beside it."""
+    head = (
+        "| system | method (chosen on 1-100) | AER 101-508 | prec | recall | AER 1-508 "
+        "| AER 1-100 |\n|---|---|---|---|---|---|---|\n"
+    )
+    body = ""
+    for name, r in sorted(rows.items(), key=lambda kv: kv[1]["report"]["aer"]):
+        rep = r["report"]
+        body += (
+            f"| {name} | {r['method']} | {100 * rep['aer']:.1f} | {100 * rep['precision']:.1f} "
+            f"| {100 * rep['recall']:.1f} | {100 * r['all']['aer']:.1f} "
+            f"| {100 * r['select']['aer']:.1f} |\n"
+        )
+    luong = ", ".join(f"{k} {100 * v:.0f}" for k, v in LUONG_2015.items())
+    return (
+        "# Alignment error rate (RWTH de-en gold, %)\n\n"
+        + head
+        + body
+        + f"\nLuong et al. 2015 (Table 6, 4.5M WMT pairs, all 508 sentences): {luong}.\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m nmt.align.sweep",
+        description="AER table of an alignment sweep: methods chosen on gold lines 1-100, "
+        "reported on 101-508.",
+    )
+    parser.add_argument("sweep_dir")
+    root = os.environ.get("NMT_DATA_ROOT", "data")
+    parser.add_argument("--rwth", default=f"{root}/rwth-align-de-en", help="the gold set folder")
+    parser.add_argument("--train-src", default=f"{root}/wmt14-slice-de-en/train.de.gz")
+    parser.add_argument("--train-tgt", default=f"{root}/wmt14-slice-de-en/train.en.gz")
+    parser.add_argument("--no-eflomal", action="store_true", help="leave out the eflomal line")
+    args = parser.parse_args(argv)
+    sweep, rwth = Path(args.sweep_dir), Path(args.rwth)
+    try:
+        pairs = find_pairs(sweep)
+        if not pairs:
+            raise AlignError(f"{sweep}: no finished de-en / en-de run pairs")
+        rows: dict[str, dict[str, Any]] = {}
+        with torch.no_grad():
+            for name, (fwd, rev) in pairs.items():
+                rows[name] = score_system(rwth, fwd, rev)
+                for run in (fwd, rev):
+                    update_metrics(
+                        run,
+                        {"aer": rows[name]["report"]["aer"], "aer_method": rows[name]["method"]},
+                    )
+                print(f"{name}: {rows[name]['method']} AER {rows[name]['report']['aer']:.4f}")
+        if not args.no_eflomal:
+            rows["eflomal (train + test text)"] = score_eflomal(
+                rwth, args.train_src, args.train_tgt
+            )
+    except (AlignError, FileNotFoundError) as err:
+        print(f"nmt.align.sweep: error: {err}", file=sys.stderr)
+        return 2
+    text = format_markdown(rows)
+    atomic_write_text(sweep / "alignment.md", text)
+    atomic_write_text(sweep / "alignment.json", json.dumps(rows, indent=2) + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
