@@ -108,6 +108,42 @@ def plot_heatmap(
     return fig
 
 
+def draw_links(
+    ax: Axes,
+    sure: set[tuple[int, int]] = frozenset(),
+    possible: set[tuple[int, int]] = frozenset(),
+    predicted: set[tuple[int, int]] = frozenset(),
+) -> None:
+    """Word links (source column, target row) over a heatmap: gold sure links as white
+    squares, possible-only links as dashed white squares, predicted links as red dots."""
+    from matplotlib.patches import Rectangle
+
+    for links, style in ((sure, "-"), (set(possible) - set(sure), "--")):
+        for s, t in links:
+            box = Rectangle((s - 0.5, t - 0.5), 1, 1, fill=False, ec="white", lw=1.4, ls=style)
+            ax.add_patch(box)
+    if predicted:
+        cols, rows = zip(*sorted(predicted))
+        ax.scatter(cols, rows, s=14, c="red", marker="o", linewidths=0)
+
+
+def plot_alignment(
+    weights: np.ndarray,
+    src_words: Sequence[str],
+    tgt_words: Sequence[str],
+    sure: set[tuple[int, int]],
+    possible: set[tuple[int, int]],
+    predicted: set[tuple[int, int]],
+    path: str | Path,
+    title: str = "",
+) -> Path:
+    """A word-level attention heatmap with the gold links and a method's links drawn over it
+    (see `draw_links`); saved to `path`."""
+    fig = plot_heatmap(weights, src_words, tgt_words, None, title)
+    draw_links(fig.axes[0], sure, possible, predicted)
+    return save_figure(fig, path)
+
+
 def draw_message(ax: Axes, text: str) -> None:
     """A grid cell that holds a message (e.g. why there is no heatmap) instead of a heatmap."""
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=7, wrap=True, transform=ax.transAxes)

@@ -86,7 +86,13 @@ def test_nmt_align_end_to_end_on_trained_run(trained_run, tmp_path, capsys):
     assert "argmax" in text and "AER" in text
     # --lines 2-4 scores those three sentences, numbered as in the files
     out3 = tmp_path / "aer3.json"
-    assert main([ckpt, *args, "--lines", "2-4", "--json", str(out3)]) == 0
+    plots = tmp_path / "plots"
+    extra = ["--plot-lines", "3", "--plot-dir", str(plots)]
+    assert main([ckpt, *args, "--lines", "2-4", "--json", str(out3), *extra]) == 0
+    import matplotlib.image
+
+    for name in ("line_3.png", "line_3_shift.png"):  # word-level attention with the links
+        assert matplotlib.image.imread(plots / name).ndim == 3
     part = json.loads(out3.read_text())
     assert part["lines"] == "2-4" and part["scored_sentences"] == 3
     words = sum(len(s.split()) for s in lines[1:4])

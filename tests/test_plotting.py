@@ -19,7 +19,7 @@ from nmt.plotting import (
     record_title,
     records_from_checkpoint,
 )
-from nmt.viz import draw_heatmap, plot_attention_grid
+from nmt.viz import draw_heatmap, draw_links, plot_attention_grid
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -94,6 +94,20 @@ def test_draw_heatmap_on_given_axes_cuts_labels_and_blanks_nan_rows():
     assert image.get_clim() == pytest.approx((0.0, 0.8)) and ax.get_title() == "t"
     with pytest.raises(ValueError, match="matrix"):
         draw_heatmap(ax, np.zeros(3), [], [])
+    plt.close(fig)
+
+
+def test_links_over_a_heatmap_mark_sure_possible_and_predicted():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    draw_heatmap(ax, np.eye(3), ["a", "b", "c"], ["x", "y", "z"])
+    draw_links(ax, sure={(0, 0), (1, 1)}, possible={(1, 1), (2, 1)}, predicted={(2, 2), (0, 0)})
+    styles = sorted(p.get_linestyle() for p in ax.patches)
+    assert styles == ["-", "-", "--"]  # two sure squares, one possible-only (dashed)
+    assert {tuple(p.get_xy()) for p in ax.patches} == {(-0.5, -0.5), (0.5, 0.5), (1.5, 0.5)}
+    (dots,) = ax.collections
+    assert sorted(map(tuple, dots.get_offsets().tolist())) == [(0.0, 0.0), (2.0, 2.0)]
     plt.close(fig)
 
 

@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--links-out", help="folder for the predicted links of every method (talp, gold order)"
     )
+    parser.add_argument(
+        "--plot-lines",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[],
+        help="comma-separated test lines (1-based) to draw: word-level attention with the gold "
+        "and the argmax links, per read-out (needs --plot-dir)",
+    )
+    parser.add_argument("--plot-dir", help="folder for the --plot-lines figures")
     return parser
 
 
@@ -124,6 +132,8 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error("--train-src and --train-tgt go together")
     if not 0.0 < args.threshold <= 1.0:
         parser.error(f"--threshold must be in (0, 1], got {args.threshold}")
+    if bool(args.plot_lines) != bool(args.plot_dir):
+        parser.error("--plot-lines and --plot-dir go together")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
 

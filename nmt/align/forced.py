@@ -11,7 +11,7 @@ sees the text the way it saw it in training (`data.lowercase`, `data.tokenize`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -95,6 +95,8 @@ class ModelLinks:
 
     links: dict[str, list[set[Link]]]  # method name -> links per sentence
     mismatched: list[int]  # 0-based lines whose piece-words do not match the whitespace words
+    # line -> read-out prefix -> (target words, source words) attention, for `keep_words` lines
+    words: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def _gold_word_attention(
@@ -138,12 +140,14 @@ def model_alignments(
     layer: int = -1,
     head: int | None = None,
     renormalize: bool = False,
+    keep_words: Sequence[int] = (),
 ) -> ModelLinks:
     """Forced decoding, word aggregation and extraction for a model: `argmax` and
     `threshold>=T` of the plain and the shifted read-out (`shift-att argmax`, ...).
 
     A sentence whose pieces do not group into the whitespace words of the given lines gets no
-    links and is listed in `mismatched`."""
+    links and is listed in `mismatched`. The word-level attention of the `keep_words` lines is
+    kept in `words` (for figures)."""
     shifts = readouts(translator)
     att = forced_attention(
         translator, src_lines, tgt_lines, batch_size, layer, head, extra_steps=max(shifts.values())
@@ -154,6 +158,8 @@ def model_alignments(
         words = _gold_word_attention(translator, s, t, a, renormalize, shifts)
         if words is None:
             links.mismatched.append(k)
+        elif k in keep_words:
+            links.words[k] = words
         for prefix, method in methods:
             if words is None:
                 links.links[prefix + method].append(set())

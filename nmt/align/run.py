@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from nmt.align.baseline import eflomal_align
 from nmt.align.common import AlignError, Link
 from nmt.align.forced import model_alignments
@@ -28,6 +30,7 @@ from nmt.align.links import score_alignments, symmetrise
 from nmt.data.corpus import read_lines
 from nmt.files import atomic_write_text
 from nmt.translate import Translator
+from nmt.viz import plot_alignment
 
 Predictions = dict[str, list[set[Link]]]  # method name -> links per sentence
 
@@ -132,13 +135,15 @@ def _model_kwargs(args: argparse.Namespace) -> dict:
 
 
 def attention_predictions(
-    args: argparse.Namespace, translator: Translator, test: GoldCorpus
+    args: argparse.Namespace, translator: Translator, test: GoldCorpus, first: int = 0
 ) -> tuple[Predictions, set[int]]:
     """The model's links (argmax and threshold of the plain and the shifted read-out) and,
     with `--reverse-ckpt`, the reverse model's argmax links and the symmetrisations of both
     directions' argmax links (per read-out); the lines whose pieces do not match the gold's
-    words."""
-    fw = model_alignments(translator, test.src, test.tgt, **_model_kwargs(args))
+    words. `first` is the 0-based file line of the first test sentence (`--plot-lines` count
+    file lines)."""
+    keep = [k - 1 - first for k in args.plot_lines]
+    fw = model_alignments(translator, test.src, test.tgt, **_model_kwargs(args), keep_words=keep)
     predictions = dict(fw.links)
     excluded = set(fw.mismatched)
     if args.reverse_ckpt:
@@ -151,7 +156,35 @@ def attention_predictions(
                 predictions[prefix + method] = [
                     symmetrise(a, b, method) for a, b in zip(fwd_links, rev_links)
                 ]
+    if args.plot_dir:
+        plot_lines(args, test, fw.words, predictions, first)
     return predictions, excluded
+
+
+def plot_lines(
+    args: argparse.Namespace,
+    test: GoldCorpus,
+    words: dict[int, dict[str, np.ndarray]],
+    predictions: Predictions,
+    first: int,
+) -> None:
+    """For each `--plot-lines` line: the word-level attention of both read-outs with the gold
+    links (sure: squares, possible: dashed) and the read-out's argmax links (dots), in
+    `--plot-dir` as line_N.png and line_N_shift.png."""
+    for k, by_readout in sorted(words.items()):
+        line = first + k + 1
+        for prefix, weights in by_readout.items():
+            name = f"line_{line}{'_shift' if prefix else ''}.png"
+            plot_alignment(
+                weights,
+                test.src[k].split(),
+                test.tgt[k].split(),
+                test.gold.sure[k],
+                test.gold.possible[k],
+                predictions[prefix + "argmax"][k],
+                Path(args.plot_dir) / name,
+                f"line {line}: {prefix or 'plain '}read-out, {prefix}argmax links (dots)",
+            )
 
 
 def _reverse_links(
@@ -218,7 +251,7 @@ def run_align(args: argparse.Namespace) -> dict:
     predictions: Predictions = {}
     excluded: set[int] = set()
     if translator is not None:
-        predictions, excluded = attention_predictions(args, translator, test)
+        predictions, excluded = attention_predictions(args, translator, test, first)
     if args.eflomal:
         links, report["eflomal_train_pairs"] = eflomal_predictions(args, test)
         predictions.update(links)
