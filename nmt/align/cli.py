@@ -11,7 +11,7 @@ import torch
 from nmt.align.common import AlignError
 from nmt.align.run import run_align
 from nmt.checkpoint import CheckpointError
-from nmt.config import ConfigError
+from nmt.config import SYMMETRISATIONS, ConfigError
 from nmt.files import atomic_write_text
 
 
@@ -91,7 +91,7 @@ def _add_eflomal_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--symmetrise",
         default="grow-diag-final",
-        choices=["grow-diag-final", "grow-diag", "intersection", "union"],
+        choices=SYMMETRISATIONS,
         help="how eflomal's two directions are combined",
     )
 
