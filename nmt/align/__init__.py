@@ -109,6 +109,7 @@ _EXPORTS = {
         "ModelLinks",
         "check_layer_head",
         "forced_attention",
+        "forced_attention_all",
         "model_alignments",
         "readouts",
     ),

@@ -51,24 +51,21 @@ def _encode(
 
 
 @torch.no_grad()
-def forced_attention(
+def forced_attention_all(
     translator: Translator,
     src_lines: Sequence[str],
     tgt_lines: Sequence[str],
     batch_size: int = 32,
-    layer: int = -1,
-    head: int | None = None,
     extra_steps: int = 0,
 ) -> list[np.ndarray]:
-    """Teacher-forced attention for every sentence pair, float32 (T + 1 + extra_steps, S + 1).
+    """Teacher-forced attention for every sentence pair, float32, unreduced: (T + 1 +
+    extra_steps, S + 1) for an RNN, (T + 1 + extra_steps, L, heads, S + 1) for a Transformer.
 
     Rows are the target pieces then EOS (row t predicts piece t), then `extra_steps` steps fed
     EOS; columns the source pieces (cut to the model's source limit) then `</s>`. The decoder
-    is causal, so the extra steps leave rows 0..T unchanged. Transformer attention is reduced to
-    one layer and one head or the head average (`nmt.models.reduce_attention`)."""
+    is causal, so the extra steps leave rows 0..T unchanged."""
     if len(src_lines) != len(tgt_lines):
         raise AlignError(f"{len(src_lines)} source but {len(tgt_lines)} target lines")
-    check_layer_head(translator.cfg, layer, head)
     src_ids, tgt_ids = _encode(translator, src_lines, tgt_lines)
     tgt_ids = [ids + [EOS] * extra_steps for ids in tgt_ids]
     # shortest first: batches of similar length waste little on padding
@@ -85,8 +82,24 @@ def forced_attention(
         att = att.float().cpu()
         for k, i in enumerate(idx):
             a = att[k, : len(tgt_ids[i]) + 1][..., : len(src_ids[i]) + 1]  # padding cut off
-            out[i] = reduce_attention(a, layer, head).numpy()  # (T+1, S+1)
+            out[i] = a.numpy()
     return out
+
+
+def forced_attention(
+    translator: Translator,
+    src_lines: Sequence[str],
+    tgt_lines: Sequence[str],
+    batch_size: int = 32,
+    layer: int = -1,
+    head: int | None = None,
+    extra_steps: int = 0,
+) -> list[np.ndarray]:
+    """`forced_attention_all` reduced to (T + 1 + extra_steps, S + 1) per sentence: Transformer
+    attention to one layer and one head or the head average (`nmt.models.reduce_attention`)."""
+    check_layer_head(translator.cfg, layer, head)
+    att = forced_attention_all(translator, src_lines, tgt_lines, batch_size, extra_steps)
+    return [reduce_attention(torch.from_numpy(a), layer, head).numpy() for a in att]
 
 
 @dataclass

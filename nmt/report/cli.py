@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nmt.errors import UserError
 from nmt.files import atomic_write_text
 from nmt.report.figures import plot_attention_grid, plot_bleu_by_length, plot_dev_bleu_vs_time
 from nmt.report.groups import Group, group_runs
+from nmt.report.html import REPORT_FILE, page_summary, report_page
 from nmt.report.markdown import figures_markdown, tables_markdown
 from nmt.report.runs import Run, find_run_dirs, load_runs
 from nmt.report.stats import RESAMPLES, compare
@@ -44,11 +46,19 @@ def make_report(
     sentences: int = 3,
     device: str = "cpu",
     resamples: int = RESAMPLES,
+    html: bool = True,
+    explore: bool = True,
+    explore_sentences: int | None = None,
+    gold: str | Path | None = None,
+    gold_order: str = "de-en",
 ) -> dict[str, Any]:
-    """Write leaderboard.md/.csv, runs.csv and figures/; returns what was written.
+    """Write leaderboard.md/.csv, runs.csv, figures/ and report.html; returns what was written.
 
     `resamples`: bootstrap resamples for the confidence intervals and the paired test against
-    the best configuration (`nmt.report.stats`); 0 skips them."""
+    the best configuration (`nmt.report.stats`); 0 skips them. `html`: write report.html
+    (`nmt.report.html`); `explore`: with the sentence explorer (`nmt.report.explorer`) over the
+    first `explore_sentences` test sentences (all by default), or over the gold-aligned test set
+    in the folder `gold`."""
     runs = load_runs(roots)
     out = Path(out if out is not None else roots[0])
     out.mkdir(parents=True, exist_ok=True)
@@ -61,7 +71,21 @@ def make_report(
     figures, notes = draw_figures(runs, groups, out / "figures", heatmaps, sentences, device)
     text = "\n".join([md] + figures_markdown(figures, notes, out)).rstrip() + "\n"
     atomic_write_text(out / "leaderboard.md", text)
+    page = None
+    if html:
+        from nmt.explore.page import write_page
+        from nmt.report.explorer import report_explorer
+
+        explorer, page_notes = (
+            report_explorer(groups, device, explore_sentences, gold, gold_order)
+            if explore and groups
+            else (None, [])
+        )
+        data = report_page(runs, groups, sig, out, title, explorer, page_notes)
+        page = write_page(data, out / REPORT_FILE)
+        text += f"\nreport.html: {page_summary(data)}\n"
     return {
+        "html": page,
         "runs": runs,
         "groups": groups,
         "unfinished": unfinished,
@@ -88,6 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--device", default="cpu", choices=["cpu", "cuda", "auto"], help="for the attention grid"
+    )
+    parser.add_argument("--no-html", action="store_true", help="do not write report.html")
+    parser.add_argument(
+        "--no-explorer",
+        action="store_true",
+        help="report.html without the sentence explorer (no checkpoint is loaded for it)",
+    )
+    parser.add_argument(
+        "--explore-sentences",
+        type=int,
+        default=None,
+        help="test sentences in the explorer of report.html (default: all)",
+    )
+    parser.add_argument(
+        "--gold",
+        help="explore a gold-aligned test set instead: a folder with test.<src>, test.<tgt> and "
+        "alignment.talp (e.g. ../shared/data/rwth-align-de-en); every system translates it",
+    )
+    parser.add_argument(
+        "--gold-order",
+        default="de-en",
+        help="languages of the first and second gold index (default de-en)",
     )
     parser.add_argument(
         "--resamples",
@@ -116,12 +162,32 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    result = make_report(
-        args.dirs, args.out, not args.no_heatmaps, args.sentences, args.device, args.resamples
-    )
+    if args.explore_sentences is not None and args.explore_sentences < 1:
+        parser.error(f"--explore-sentences must be >= 1, got {args.explore_sentences}")
+    if args.gold is not None and not Path(args.gold).is_dir():
+        print(f"nmt-report: error: --gold {args.gold}: no such folder", file=sys.stderr)
+        return 2
+    try:
+        result = make_report(
+            args.dirs,
+            args.out,
+            not args.no_heatmaps,
+            args.sentences,
+            args.device,
+            args.resamples,
+            html=not args.no_html,
+            explore=not args.no_explorer,
+            explore_sentences=args.explore_sentences,
+            gold=args.gold,
+            gold_order=args.gold_order,
+        )
+    except UserError as err:
+        print(f"nmt-report: error: {err}", file=sys.stderr)
+        return 2
     sys.stdout.write(result["text"])
     print(
-        f"\nnmt-report: wrote {result['markdown']}, {result['csv']} and {len(result['figures'])} figures",
+        f"\nnmt-report: wrote {result['markdown']}, {result['csv']}, "
+        f"{len(result['figures'])} figures" + (f" and {result['html']}" if result["html"] else ""),
         file=sys.stderr,
     )
     return 0

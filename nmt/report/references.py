@@ -72,8 +72,8 @@ def data_config(run: Run) -> DataConfig:
     return dataclasses.replace(cfg, root=_locate(cfg.root, run.path))
 
 
-def read_references(cfg: DataConfig) -> list[str]:
-    """The target side of the test split, normalised as in training.
+def read_test_split(cfg: DataConfig) -> tuple[list[str], list[str]]:
+    """The source and target sides of the test split, normalised as in training.
 
     A synthetic task is regenerated in a scratch folder (it is deterministic), so the report
     never writes into the data folder."""
@@ -81,8 +81,15 @@ def read_references(cfg: DataConfig) -> list[str]:
 
     if cfg.source == "synthetic":
         with tempfile.TemporaryDirectory() as tmp:
-            return open_source(dataclasses.replace(cfg, root=tmp)).load("test")[1]
-    return open_source(cfg).load("test")[1]
+            src, tgt = open_source(dataclasses.replace(cfg, root=tmp)).load("test")
+    else:
+        src, tgt = open_source(cfg).load("test")
+    return list(src), list(tgt)
+
+
+def read_references(cfg: DataConfig) -> list[str]:
+    """The target side of the test split (`read_test_split`)."""
+    return read_test_split(cfg)[1]
 
 
 @dataclasses.dataclass
