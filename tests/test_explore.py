@@ -233,7 +233,7 @@ def test_nmt_explore_writes_the_page(explore_runs, tmp_path, capsys):
     assert names == ["luong_general (attention=luong_general)", "transformer (model=transformer)"]
     assert [s["arch"] for s in x["systems"]] == ["rnn", "transformer"]
     assert all(len(s["gold"]) == 3 and s["gatt"]["$bin"][1] > 0 for s in x["systems"])
-    assert x["gold"]["method"] == "shift-att argmax"
+    assert [s["method"] for s in x["systems"]] == ["argmax", "argmax"]
     assert len(tail) == sum(s["att"]["$bin"][1] + s["gatt"]["$bin"][1] for s in x["systems"])
 
 
@@ -323,3 +323,11 @@ def test_report_without_html(explore_runs, tmp_path):
 
     result = make_report([explore_runs], tmp_path, heatmaps=False, resamples=0, html=False)
     assert result["html"] is None and not (tmp_path / "report.html").exists()
+
+
+def test_report_gold_view_uses_the_read_out_the_alignment_sweep_chose():
+    from nmt.report.explorer import gold_method
+
+    assert gold_method({"aer_method": "shift-att grow-diag"}) == "shift-att argmax"
+    assert gold_method({"aer_method": "threshold>=0.3"}) == "argmax"
+    assert gold_method({"test_bleu": 1.0}) is None and gold_method(None) is None

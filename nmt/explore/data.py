@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from nmt.translate import Translator
 
 LEVELS = 255  # one byte per weight
-DEFAULT_METHOD = "shift-att argmax"  # the gold view's extraction method (see nmt.align)
+# The gold view's extraction method (see nmt.align): the plain read-out, the row that predicts
+# the word (Luong 2015), which guided alignment also trains; "shift-att argmax" for Shift-Att.
+DEFAULT_METHOD = "argmax"
 
 
 @dataclass
@@ -47,6 +49,7 @@ class System:
     translator: Translator
     hypotheses: list[str] | None = None  # None: translate the sources with the checkpoint
     details: str = ""  # anchor of the system's details on the page ("" for none)
+    method: str | None = None  # the gold view's extraction method; None: explorer_data's
 
 
 def quantise(weights: np.ndarray) -> bytes:
@@ -202,10 +205,12 @@ def explorer_data(
         entries, blob, _ = hypothesis_view(system, sources, references, batch_size)
         info = _system_info(system) | {"sentences": entries, "att": blob}
         if gold is not None and references is not None:
+            used = system.method or method
             g_entries, g_blob, scores = gold_view(
-                system, sources, references, gold, method, layer, batch_size
+                system, sources, references, gold, used, layer, batch_size
             )
             info |= {"gold": g_entries, "gatt": g_blob, "aer": round(scores["aer"], 4)}
+            info["method"] = used
         out_systems.append(info)
     data: dict[str, Any] = {
         "sources": sources,
@@ -216,7 +221,6 @@ def explorer_data(
     }
     if gold is not None:
         data["gold"] = {
-            "method": method,
             "layer": layer,
             "sure": [sorted(s) for s in gold.sure],
             "possible": [sorted(p - s) for s, p in zip(gold.sure, gold.possible)],

@@ -59,6 +59,15 @@ def read_gold(folder: Path, src_lang: str, tgt_lang: str, gold_order: str):
     return read_lines(paths[0]), read_lines(paths[1]), gold
 
 
+def gold_method(metrics: dict[str, Any] | None) -> str | None:
+    """The gold view's method for a run: the read-out of the `aer_method` that nmt.align.sweep
+    chose for it (symmetrised methods need the reverse model, so its argmax); None without."""
+    chosen = (metrics or {}).get("aer_method")
+    if not isinstance(chosen, str):
+        return None
+    return "shift-att argmax" if chosen.startswith("shift-att ") else "argmax"
+
+
 def report_explorer(
     groups: list[Group],
     device: str = "cpu",
@@ -96,7 +105,9 @@ def report_explorer(
                 notes.append(f"{g.label}: {d.src_lang}-{d.tgt_lang}, not the explorer's "
                              f"{'-'.join(direction)}; left out.")  # fmt: skip
                 continue
-            systems.append(System(g.label, translators[id(g)], None, f"run-{groups.index(g) + 1}"))
+            anchor = f"run-{groups.index(g) + 1}"
+            method = gold_method(g.best_run().metrics)
+            systems.append(System(g.label, translators[id(g)], None, anchor, method))
     else:
         gold = None
         test = _test_set(chosen[0][0])

@@ -407,7 +407,7 @@ nmtLoad().then(([DATA, TAIL]) => {
     if (X.gold) {
       const view = el("select", { id: "view" },
         el("option", { value: "hyp", text: "attention on each system's translation" }),
-        el("option", { value: "gold", text: `attention on the reference, gold links (${X.gold.method})` }));
+        el("option", { value: "gold", text: "attention on the reference, gold links" }));
       view.addEventListener("change", () => { state.view = view.value; drawSentence(); });
       controls.append(el("label", {}, "view ", view));
       controls.append(el("span", { class: "muted",
@@ -428,7 +428,7 @@ nmtLoad().then(([DATA, TAIL]) => {
         card.appendChild(el("div", { class: "hyp", text: e.hyp || "(empty)" }));
         const sc = [];
         if (e.chrf != null) sc.push(`chrF ${fmt(e.chrf, 1)}`, `BLEU ${fmt(e.bleu, 1)}`);
-        if (state.view === "gold" && sys.gold && sys.gold[i]) sc.push(`AER ${fmt(sys.gold[i].aer, 3)}`);
+        if (state.view === "gold" && sys.gold && sys.gold[i]) sc.push(`AER ${fmt(sys.gold[i].aer, 3)} (${sys.method})`);
         if (sc.length) card.appendChild(el("div", { class: "scores", text: sc.join(" · ") }));
         if (sys.arch === "transformer" && state.view !== "gold") {
           const layer = el("select", { class: "layer" }, ...[...Array(sys.layers).keys()].map((l) =>
