@@ -10,6 +10,10 @@ of its heads, i.e. the same matrix the heatmaps show.
   `entropy_norm` divides each H(a_t) by log S (S = source length with `</s>`), so 0 means all
   weight on one token and 1 means uniform, comparable across lengths (rows with S = 1 skipped).
 - `eos_mass`: mean over target tokens of the weight on `</s>` (the last column).
+- `positions_read`: mean over target tokens of the number of source positions (with `</s>`) with
+  a nonzero weight; `zeros` the mean share of exact zeros per row (sparsity: 0 for softmax,
+  which never gives an exact zero inside its support; the window's complement for local
+  attention; more for sparsemax / 1.5-entmax, which read fewer positions).
 - Monotonicity of the argmax alignment j_t = argmax over the source tokens except `</s>`:
   `monotonic_steps` = fraction of consecutive target steps with j_{t+1} >= j_t (pooled over the
   corpus; 1.0 for a perfectly monotone, diagonal alignment), and `spearman` = the mean over
@@ -82,7 +86,7 @@ def attention_stats(
 
     Each matrix is (T, S) with `</s>` as its last column (or (T, L, heads, S), reduced with
     `layer`/`head`); empty matrices are skipped. Values are None when nothing was measurable."""
-    ent, ent_norm, eos = [], [], []
+    ent, ent_norm, eos, read, zeros = [], [], [], [], []
     steps = up = 0
     rhos = []
     sentences = 0
@@ -100,6 +104,9 @@ def attention_stats(
         if S > 1:
             ent_norm.extend((h / math.log(S)).tolist())
         eos.extend(a[:, -1].tolist())
+        nonzero = (a > 0).sum(axis=1)  # (T,) positions a row reads
+        read.extend(nonzero.tolist())
+        zeros.extend((1.0 - nonzero / S).tolist())
         if S > 1:
             j = a[:, :-1].argmax(axis=1)
             if T > 1:
@@ -118,6 +125,8 @@ def attention_stats(
         "entropy": mean(ent),
         "entropy_norm": mean(ent_norm),
         "eos_mass": mean(eos),
+        "positions_read": mean(read),  # source positions (incl. </s>) read per step
+        "zeros": mean(zeros),
         "monotonic_steps": round(up / steps, 4) if steps else None,
         "spearman": mean(rhos),
         "spearman_sentences": len(rhos),

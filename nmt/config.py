@@ -67,6 +67,7 @@ class AttentionConfig:
     window: int = 10  # local attention half-width D (window 2D+1, sigma = D/2)
     gaussian: bool | None = None  # local: multiply by the Gaussian; None = as in the paper
     max_src_len: int = 128  # luong_location: number of source positions W_a scores
+    normalizer: str = "softmax"  # softmax | sparsemax | entmax15 (nmt.models.attention)
 
 
 @dataclass

@@ -54,6 +54,9 @@ def test_diagonal_attention_stats():
     assert s["eos_mass"] == 0.0
     assert s["monotonic_steps"] == 1.0
     assert s["spearman"] == 1.0 and s["spearman_sentences"] == 2
+    # one position read per row; 4 of 5 (3 of 4) positions exactly zero
+    assert s["positions_read"] == 1.0
+    assert s["zeros"] == pytest.approx((4 * 4 / 5 + 3 * 3 / 4) / 7, abs=1e-4)
 
 
 def test_anti_diagonal_uniform_and_eos():
@@ -68,6 +71,8 @@ def test_anti_diagonal_uniform_and_eos():
     assert uniform["eos_mass"] == pytest.approx(0.2)
     assert uniform["spearman"] is None  # constant argmax
     assert uniform["monotonic_steps"] == 1.0  # ties count as non-decreasing
+    assert uniform["positions_read"] == 5.0 and uniform["zeros"] == 0.0  # softmax-like
+    assert anti["positions_read"] == 2.0  # its word and </s>
 
 
 def test_stats_skip_empty_and_reduce_transformer_heads():

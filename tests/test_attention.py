@@ -17,6 +17,7 @@ from nmt.models.attention import (
     LuongDotAttention,
     LuongGeneralAttention,
     LuongLocationAttention,
+    masked_normalize,
     masked_softmax,
 )
 from nmt.models.local_attention import LocalAttention, LocalMAttention, LocalPAttention
@@ -270,3 +271,69 @@ def test_location_too_long_source_raises():
         run(attn, query, enc, mask)
     query, enc, mask = batch(lengths=[16, 3])
     run(attn, query, enc, mask)  # S == max_src_len is fine
+
+
+# --- sparse normalisers: sparsemax, 1.5-entmax (attention.normalizer) ----------------------------
+SPARSE = ["sparsemax", "entmax15"]
+
+
+def test_sparsemax_matches_the_closed_form():
+    # Martins & Astudillo 2016: z = (1, 0.5, -1) has support {1, 2}, tau = (1.5 - 1) / 2 = 0.25
+    w = masked_normalize(
+        torch.tensor([[[1.0, 0.5, -1.0]]]), torch.ones(1, 1, 3, dtype=torch.bool), "sparsemax"
+    )
+    torch.testing.assert_close(w, torch.tensor([[[0.75, 0.25, 0.0]]]))
+
+
+def test_entmax15_matches_bisection_and_ignores_masked_scores():
+    from entmax import entmax_bisect
+
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randn(4, 3, 7, generator=g) * 2
+    mask = torch.rand(4, 1, 7, generator=g) > 0.3
+    mask[..., 0] = True
+    w = masked_normalize(scores, mask, "entmax15")
+    for b in range(4):
+        keep = mask[b, 0]
+        ref = entmax_bisect(scores[b][:, keep], alpha=1.5, dim=-1, n_iter=100)
+        torch.testing.assert_close(w[b][:, keep], ref, atol=1e-5, rtol=0)
+        assert (w[b][:, ~keep] == 0).all()
+    assert (w == 0).sum() > (~mask).expand_as(w).sum()  # exact zeros beyond the masked ones
+
+
+@pytest.mark.parametrize("normalizer", SPARSE)
+@pytest.mark.parametrize("type_,score", ALL, ids=IDS)
+def test_sparse_normalizers_every_mechanism(type_, score, normalizer):
+    attn = make(type_, score, normalizer=normalizer)
+    assert attn.normalizer == normalizer
+    query, enc, mask = batch(T=4)
+    query.requires_grad_(True)
+    context, weights = run(attn, query, enc, mask, step=1)
+    assert (weights.masked_select(~mask[:, None, :]) == 0).all()  # padding
+    if isinstance(attn, LocalAttention):  # outside the window [p_t - D, p_t + D]
+        p_t = attn.predict_position(query, mask, step=1)  # (B,T)
+        outside = (torch.arange(mask.size(1))[None, None, :] - p_t[..., None]).abs() > D
+        assert (weights.masked_select(outside) == 0).all()
+    if not getattr(attn, "gaussian", False):  # local-p multiplies by its Gaussian (Luong eq. 10)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
+    (context.pow(2).sum() + weights.pow(2).sum()).backward()
+    for name, p in attn.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert torch.isfinite(query.grad).all()
+
+
+@pytest.mark.parametrize("normalizer", SPARSE)
+def test_sparse_normalizers_read_fewer_positions(normalizer):
+    attn = make("luong_general", normalizer=normalizer)
+    query, enc, mask = batch(lengths=[9, 9, 9], T=6)
+    _, soft = run(make("luong_general"), query * 4, enc, mask)
+    _, sparse = run(attn, query * 4, enc, mask)
+    assert (soft > 0).all() and (sparse == 0).any()
+    assert ((sparse > 0).sum(-1) >= 1).all()
+
+
+def test_unknown_normalizer_is_a_config_error():
+    from nmt.config import ConfigError
+
+    with pytest.raises(ConfigError, match="attention.normalizer='softmin' is not one of softmax"):
+        MECHANISMS["luong_dot"].check(AttentionConfig(type="luong_dot", normalizer="softmin"), 50)

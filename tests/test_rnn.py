@@ -32,10 +32,12 @@ def make_batch(n: int, task: str, gen: torch.Generator, min_len: int = 3, max_le
     return src, lens + 1, tgt_in, tgt_out, outs
 
 
-def model_for(att: str, task: str = "copy", **kw) -> RNNSeq2Seq:
+def model_for(att: str, task: str = "copy", normalizer: str = "softmax", **kw) -> RNNSeq2Seq:
     cfg = RNNConfig(emb_size=32, enc_hidden=32, dec_hidden=64, dropout=0.0, **kw)
     window = 3 if task == "copy" else 8
-    acfg = AttentionConfig(type=att, window=window, score="general", max_src_len=16)
+    acfg = AttentionConfig(
+        type=att, window=window, score="general", max_src_len=16, normalizer=normalizer
+    )
     return RNNSeq2Seq(cfg, acfg, V, V)
 
 
@@ -58,10 +60,10 @@ def test_shapes_and_step_consistency(att, input_feed):
         torch.testing.assert_close(w, attn[:, t], atol=1e-6, rtol=1e-5)
 
 
-def train_task(att: str, task: str, steps: int = 260) -> RNNSeq2Seq:
+def train_task(att: str, task: str, steps: int = 260, normalizer: str = "softmax") -> RNNSeq2Seq:
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
-    model = model_for(att, task)
+    model = model_for(att, task, normalizer)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / steps)  # linear to 0
     for _ in range(steps):
@@ -79,13 +81,15 @@ def train_task(att: str, task: str, steps: int = 260) -> RNNSeq2Seq:
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["copy", "reverse"])
 @pytest.mark.parametrize("att", list(MECHANISMS))
-def test_learns_synthetic_task(att, task):
-    """>= 95% exact match (greedy) on held-out sequences; the copy attention is near-diagonal."""
-    model = train_task(att, task)
+@pytest.mark.parametrize("normalizer", ["softmax", "sparsemax", "entmax15"])
+def test_learns_synthetic_task(att, task, normalizer):
+    """>= 95% exact match (greedy) on held-out sequences; the copy attention is near-diagonal.
+    Every mechanism with every normaliser (attention.normalizer)."""
+    model = train_task(att, task, normalizer=normalizer)
     src, lens, _, _, outs = make_batch(200, task, torch.Generator().manual_seed(123))
     hyps = greedy(model, src, lens, max_len_a=1.0, max_len_b=2, need_attention=True)
     exact = sum(h.tokens == o.tolist() for h, o in zip(hyps, outs)) / len(outs)
-    assert exact >= 0.95, f"{att} on {task}: exact match {exact:.2%}"
+    assert exact >= 0.95, f"{att} ({normalizer}) on {task}: exact match {exact:.2%}"
     if task == "copy":
         exact_diag = near_diag = total = 0
         for h, o in zip(hyps, outs):

@@ -54,6 +54,19 @@ def test_cpu_preset_fits_two_cores_and_cpu3_adds_seeds():
     assert cpu3.trainer == cpu.trainer and cpu3.model == cpu.model and cpu3.data == cpu.data
 
 
+def test_sparse_preset_adds_normalizers_beside_the_cpu_softmax_runs():
+    """Every RNN mechanism with sparsemax and 1.5-entmax, the cpu preset's recipe, its folder."""
+    cpu, sparse = _hydra(["+sweep=cpu"]), _hydra(["+sweep=sparse"])
+    params = sparse.hydra.sweeper.params
+    assert params["attention.normalizer"] == "sparsemax,entmax15"
+    rnn = [v for v in cpu.hydra.sweeper.params["+variant"].split(",") if v != "transformer"]
+    assert params["+variant"].split(",") == rnn
+    assert sparse.hydra.sweep.dir == cpu.hydra.sweep.dir  # reported beside the softmax runs
+    assert sparse.trainer == cpu.trainer and sparse.data == cpu.data
+    cfg = compose(["+sweep=sparse", "+variant=local_p", "attention.normalizer=entmax15"])
+    assert cfg["attention"]["normalizer"] == "entmax15"
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_variants(variant):
     cfg = compose(["+sweep=cpu", f"+variant={variant}"])

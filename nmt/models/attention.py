@@ -12,6 +12,12 @@ One stateless interface for all of them (B batch, S source length, T target step
         context (B,T,Hv)  sum_s weights * values
         weights (B,T,S)   always float32; exactly 0.0 on padding (and outside a local window)
 
+Normalisers (`attention.normalizer`, every mechanism, global and local): `softmax`, or the sparse
+`sparsemax` (Martins & Astudillo 2016, eq. 2: the Euclidean projection of the scores onto the
+simplex) and `entmax15` (1.5-entmax, Peters, Niculae & Martins 2019, eq. 4 with alpha = 1.5),
+from the `entmax` package with their exact gradients. Both give exact zeros to low scores; every
+normaliser gives exact zeros on padding and outside local windows, and rows that sum to 1.
+
 Dtypes: scores may be computed in bf16 under autocast, but the softmax (and the local
 Gaussian and p_t) are always computed in float32, and `weights` are returned in float32.
 `context` is computed as `weights.to(values.dtype) @ values`, so it has the dtype of `values`
@@ -57,6 +63,13 @@ class AttentionMacs:
     window: int | None = None  # source positions read per target step; None = all of them
 
 
+NORMALIZERS = ("softmax", "sparsemax", "entmax15")  # attention.normalizer
+# sparsemax and 1.5-entmax give exactly 0 to any score more than 2 below the row's largest (their
+# threshold tau satisfies tau >= z_max - 1 and tau >= z_max / 2 - 1), so masked scores are set
+# this far below the largest real score: finite (no NaN in the sort-based threshold), and 0.
+_SPARSE_MARGIN = 16.0
+
+
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over the last dim in float32, exactly 0.0 where `mask` is False (and on all-False rows).
 
@@ -69,8 +82,30 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     return weights.masked_fill(~mask, 0.0)  # (B,T,S) exact zeros, incl. fully padded rows
 
 
+def masked_normalize(scores: Tensor, mask: Tensor, normalizer: str = "softmax") -> Tensor:
+    """`masked_softmax`, or sparsemax / 1.5-entmax over the positions where `mask` is True, in
+    float32 with exact zeros where it is False (and on all-False rows). Shapes as there."""
+    if normalizer == "softmax":
+        return masked_softmax(scores, mask)
+    from entmax import entmax15, sparsemax
+
+    mask = mask.expand_as(scores)  # (B,T,S)
+    scores = scores.float()  # (B,T,S)
+    top = scores.masked_fill(~mask, float("-inf")).amax(dim=-1, keepdim=True)  # (B,T,1)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # all-masked rows: 0
+    scores = torch.where(mask, scores, top - _SPARSE_MARGIN)  # (B,T,S) finite, exactly 0 below
+    if normalizer == "sparsemax":
+        weights = sparsemax(scores, dim=-1)  # Martins & Astudillo 2016, eq. 2
+    elif normalizer == "entmax15":
+        weights = entmax15(scores, dim=-1)  # Peters et al. 2019, eq. 4, alpha = 1.5
+    else:
+        raise ValueError(f"unknown normalizer {normalizer!r}; one of {', '.join(NORMALIZERS)}")
+    return weights.masked_fill(~mask, 0.0)  # (B,T,S) exact zeros, incl. fully padded rows
+
+
 class Attention(nn.Module):
-    """Base class: score every source position, masked softmax, weighted sum of the values.
+    """Base class: score every source position, masked normaliser (softmax unless
+    `normalizer` says otherwise), weighted sum of the values.
 
     Subclasses override `score` (and `project_keys` when part of the score depends only on the
     encoder outputs, so it is computed once per source batch instead of once per step), and
@@ -79,6 +114,7 @@ class Attention(nn.Module):
 
     name: ClassVar[str] = ""  # attention.type
     query: ClassVar[str] = "current"  # "previous" (s_{t-1}, Bahdanau layout) | "current" (h_t)
+    normalizer: str = "softmax"  # attention.normalizer, set by `build_attention`
 
     @classmethod
     def from_config(cls, cfg: AttentionConfig, query_size: int, key_size: int) -> Attention:
@@ -96,6 +132,10 @@ class Attention(nn.Module):
         data.max_len, the longest training source (tokens, without EOS)."""
         if cfg.score not in SCORES:
             raise ConfigError(f"attention.score={cfg.score!r} is not one of {', '.join(SCORES)}")
+        if cfg.normalizer not in NORMALIZERS:
+            raise ConfigError(
+                f"attention.normalizer={cfg.normalizer!r} is not one of {', '.join(NORMALIZERS)}"
+            )
 
     @classmethod
     def macs(cls, cfg: AttentionConfig, query_size: int, key_size: int) -> AttentionMacs:
@@ -115,7 +155,7 @@ class Attention(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Context (B,T,Hv) and float32 weights (B,T,S); `step` is unused by global attention."""
         scores = self.score(query, keys)  # (B,T,S)
-        weights = masked_softmax(scores, mask[:, None, :])  # (B,T,S) float32
+        weights = masked_normalize(scores, mask[:, None, :], self.normalizer)  # (B,T,S) float32
         context = weights.to(values.dtype) @ values  # (B,T,S) @ (B,S,Hv) -> (B,T,Hv)
         return context, weights
 

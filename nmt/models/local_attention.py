@@ -11,14 +11,14 @@ import torch
 from torch import Tensor, nn
 
 from nmt.config import AttentionConfig, ConfigError
-from nmt.models.attention import SCORES, Attention, AttentionMacs, build_score, masked_softmax
+from nmt.models.attention import SCORES, Attention, AttentionMacs, build_score, masked_normalize
 
 
 class LocalAttention(Attention):
     """Luong et al. 2015 sec. 3.2 local attention around an aligned position p_t (B,T).
 
-    Alignment = softmax of `align.score` over the positions s with |s - p_t| <= D that are not
-    padding (eq. 7 restricted to the window), zero elsewhere; optionally multiplied by the
+    Alignment = softmax (or the `normalizer`) of `align.score` over the positions s with
+    |s - p_t| <= D that are not padding (eq. 7 restricted to the window), zero elsewhere; optionally multiplied by the
     Gaussian exp(-(s - p_t)^2 / (2 sigma^2)), sigma = D/2 (eq. 10). Positions are 0-based.
     Subclasses define `predict_position`.
     """
@@ -64,7 +64,7 @@ class LocalAttention(Attention):
         in_window = dist.abs() <= self.window  # (B,T,S) Luong 2015, sec. 3.2: window [p_t-D, p_t+D]
         allowed = in_window & mask[:, None, :]  # (B,T,S) inside the window and not padding
         scores = self.align.score(query, keys)  # (B,T,S)
-        weights = masked_softmax(scores, allowed)  # (B,T,S) Luong 2015, eq. 7 over the window
+        weights = masked_normalize(scores, allowed, self.normalizer)  # (B,T,S) eq. 7 in the window
         if self.gaussian:
             # Luong 2015, eq. 10: Gaussian centred on p_t, sigma = D/2
             weights = weights * torch.exp(-dist.pow(2) / (2 * self.sigma**2))  # (B,T,S)

@@ -51,4 +51,6 @@ def mechanism(cfg: AttentionConfig) -> type[Attention]:
 
 def build_attention(cfg: AttentionConfig, query_size: int, key_size: int) -> Attention:
     """The attention module `cfg.type` names, for decoder states of query_size, encoder outputs of key_size."""
-    return mechanism(cfg).from_config(cfg, query_size, key_size)
+    module = mechanism(cfg).from_config(cfg, query_size, key_size)
+    module.normalizer = cfg.normalizer
+    return module

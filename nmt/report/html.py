@@ -29,6 +29,7 @@ ATTENTION_STATS = [  # (metrics.json attention_stats key, label)
     ("eos_mass", "weight on </s>"),
     ("monotonic_steps", "monotonic steps"),
     ("spearman", "Spearman (position)"),
+    ("zeros", "share of exact zeros"),
 ]
 DETAIL_METRICS = [
     "steps", "epochs", "train_time_s", "train_tgt_tokens_per_s", "dev_bleu", "best_step",

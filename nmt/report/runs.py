@@ -39,7 +39,10 @@ class Run:
     def mechanism(self) -> str:
         if self.arch == "transformer":
             return "transformer"
-        return str((self.config.get("attention") or {}).get("type", "?"))
+        attention = self.config.get("attention") or {}
+        normalizer = attention.get("normalizer") or "softmax"  # shown when not the softmax
+        suffix = "" if normalizer == "softmax" else f"+{normalizer}"
+        return str(attention.get("type", "?")) + suffix
 
     @property
     def seed(self) -> Any:
