@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from conftest import compose, tiny_overrides
 
@@ -36,7 +37,11 @@ def train_run(folder: Path, data: Path, **extra: str) -> Path:
     quiet = {"trainer.num_heatmaps": "0", "trainer.threads": "1"}
     overrides = tiny_overrides(data, **steps, **quiet, **extra)
     cfg = compose(overrides)
-    run(cfg, folder)
+    threads = torch.get_num_threads()
+    try:
+        run(cfg, folder)
+    finally:  # trainer.threads=1 sets torch's global thread count: give the session its own back
+        torch.set_num_threads(threads)
     (folder / ".hydra").mkdir()
     (folder / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     shown = [o for o in overrides if o.startswith(("attention=", "model="))]
