@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nmt.align.common import AlignError
-from nmt.align.forced import check_layer_head, forced_attention_all, model_alignments, readouts
+from nmt.align.forced import forced_attention_all, model_alignments, readouts
 from nmt.align.gold import GoldAlignment, check_bounds
 from nmt.align.links import score_alignments
 from nmt.pieces import merge_pieces, piece_word_ids
@@ -131,7 +131,6 @@ def gold_view(
     attention over the reference (None where the pieces do not spell the gold's words); and the
     corpus-level scores of `method`."""
     tr = system.translator
-    check_layer_head(tr.cfg, layer)
     found = model_alignments(
         tr, sources, references, layer=layer, batch_size=batch_size, keep_words=range(len(sources))
     )

@@ -254,19 +254,22 @@ nmtLoad().then(([DATA, TAIL]) => {
   // Source words (column word ids) row r attends to: the argmax and every other column with at
   // least half of the row's largest weight, except the source end marker </s> (the last column),
   // which collects the weight of "nothing to align" and would be marked on every row.
-  function attended(m, r) {
+  function argmaxCol(m, r) {
     let max = 0, best = -1;
     for (let c = 0; c < m.S; c++) if (m.w[r * m.S + c] > max) { max = m.w[r * m.S + c]; best = c; }
-    const out = new Set();
+    return best;
+  }
+  function attended(m, r) {
+    const best = argmaxCol(m, r), out = new Set();
     if (best < 0) return out;
+    const max = m.w[r * m.S + best];
     out.add(m.colWord[best]);
     const end = m.cols[m.S - 1] === "</s>" ? m.S - 1 : m.S;
     for (let c = 0; c < end; c++) if (m.w[r * m.S + c] >= 0.5 * max) out.add(m.colWord[c]);
     return out;
   }
   function argmaxWord(m, r) {
-    let max = 0, best = -1;
-    for (let c = 0; c < m.S; c++) if (m.w[r * m.S + c] > max) { max = m.w[r * m.S + c]; best = c; }
+    const best = argmaxCol(m, r);
     return best < 0 ? null : m.colWord[best];
   }
 
