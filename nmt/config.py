@@ -68,6 +68,15 @@ class AttentionConfig:
     gaussian: bool | None = None  # local: multiply by the Gaussian; None = as in the paper
     max_src_len: int = 128  # luong_location: number of source positions W_a scores
     normalizer: str = "softmax"  # softmax | sparsemax | entmax15 (nmt.models.attention)
+    hard: str = (
+        "none"  # none (soft) | reinforce | gumbel: one position read (nmt.models.hard_attention)
+    )
+    hard_inference: str = "argmax"  # hard attention at inference: argmax | soft (the expectation)
+    soft_mix: float = 0.0  # hard, training: share of steps that read the expectation (Xu: 0.5)
+    reward: str = "step"  # reinforce: step (log p(y_t) of each step) | sentence (Xu et al. 2015)
+    entropy_bonus: float = 0.01  # reinforce: lambda_e of the entropy term (Xu et al. 2015, eq. 12)
+    baseline_decay: float = 0.9  # reinforce: moving-average baseline b = decay b + (1 - decay) r
+    gumbel_tau: float = 1.0  # gumbel: temperature of the straight-through Gumbel-softmax
 
 
 @dataclass

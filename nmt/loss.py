@@ -23,13 +23,14 @@ from torch import Tensor, nn
 from nmt.data.arrays import TokenArray
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD
+from nmt.models.hard_attention import HardAttention
 from nmt.runtime import Precision, autocast
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, bias, target, eps: float, chunk: int, dtype):
-        # hidden (N, H); weight (V, H); bias (V,) or None; target (N,)
+    def forward(ctx, hidden, weight, bias, target, eps: float, chunk: int, dtype, rows):
+        # hidden (N, H); weight (V, H); bias (V,) or None; target (N,); rows (N,) or None
         (N, H), V = hidden.shape, weight.size(0)
         needs_grad = any(ctx.needs_input_grad[:3])
         w = weight.to(dtype)  # (V, H)
@@ -64,6 +65,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
             s = e.sum(-1, keepdim=True)  # (n, 1)
             lse = (m + s.log()).squeeze(1)  # (n,)
             total += (lse - (1.0 - eps) * z_y - eps * z_mean).sum()
+            if rows is not None:
+                rows[i : i + n] = lse - z_y  # unsmoothed -log p(y) of each row
             if not needs_grad:
                 continue
             g = e.div_(s).sub_(eps / V)  # (n, V) softmax(z) - eps / V
@@ -92,6 +95,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             None,
             None,
             None,
+            None,
         )
 
 
@@ -103,12 +107,14 @@ def linear_cross_entropy(
     label_smoothing: float = 0.0,
     dtype: torch.dtype | None = None,
     chunk: int = 256,
+    rows: Tensor | None = None,
 ) -> Tensor:
     """Summed label-smoothed cross-entropy of softmax(hidden W^T + b) against `target`.
 
     hidden (N, H) the decoder outputs of the positions to score; weight (V, H), bias (V,) or
     None (an `nn.Linear`'s); target (N,). `dtype` is the matmul dtype (default: hidden's).
-    Returns a float32 scalar; differentiable w.r.t. hidden, weight and bias.
+    Returns a float32 scalar; differentiable w.r.t. hidden, weight and bias. `rows`, a float32
+    (N,) tensor, receives each row's unsmoothed -log p(target) (not differentiable).
     """
     if hidden.dim() != 2 or target.shape != hidden.shape[:1]:
         raise ValueError(
@@ -116,7 +122,7 @@ def linear_cross_entropy(
         )
     with torch.autocast(hidden.device.type, enabled=False):
         return _LinearCrossEntropy.apply(
-            hidden, weight, bias, target, float(label_smoothing), chunk, dtype or hidden.dtype
+            hidden, weight, bias, target, float(label_smoothing), chunk, dtype or hidden.dtype, rows
         )
 
 
@@ -156,6 +162,28 @@ def guided_alignment_loss(attention: Tensor, gold: Tensor) -> Tensor:
     return nll[links > 0].sum()
 
 
+def reinforce_loss(
+    attention: HardAttention, log_a: Tensor, entropy: Tensor, nll: Tensor, real: Tensor
+) -> Tensor:
+    """REINFORCE for hard attention (Xu et al. 2015, eq. 11-12), summed over real target steps:
+    -sum_t [(r_t - b) log a(t, s_t) + lambda_e H[a(t, .)]].
+
+    log_a, entropy (B, T) from `HardAttention.take_trace`; nll (B, T) the unsmoothed token
+    -log p(y_t) (no gradient); real (B, T) bool. `attention.reward`: "sentence" credits every
+    step with the sentence's log p(y | s) as Xu et al. do, here per token (log p(y | s) / |y|,
+    so one moving-average baseline b fits sentences of every length); "step" credits step t with
+    log p(y_t | ...) of the word it predicts: myopic, but far less noisy (the copy and reversal
+    tests learn in 260 steps with it, not with "sentence"). b is the moving average of the
+    per-token sentence reward before this batch."""
+    real_f = real.float()
+    sentence = -(nll * real_f).sum(1) / real_f.sum(1).clamp(min=1.0)  # (B,) mean log p(y_t)
+    baseline = attention.update_baseline(sentence)
+    reward = -nll if attention.reward == "step" else sentence[:, None].expand_as(nll)  # (B, T)
+    advantage = (reward - baseline).detach()  # (B, T)
+    per_step = advantage * log_a + attention.entropy_bonus * entropy  # (B, T)
+    return -(per_step * real_f).sum()
+
+
 def batch_loss(
     model: nn.Module,
     output: nn.Linear,
@@ -166,7 +194,8 @@ def batch_loss(
     guide: Guide | None = None,
 ) -> Tensor:
     """Summed token cross-entropy (float32) of a batch under teacher forcing, plus the guided
-    alignment loss times its weight when a `guide` is given.
+    alignment loss times its weight when a `guide` is given, plus the REINFORCE terms of hard
+    attention that sampled positions in this forward (`reinforce_loss`).
 
     The model returns pre-softmax decoder states (`project=False`); the output projection and
     the loss run on the real target positions only, fused and in row chunks, so no (B, T, V)
@@ -181,6 +210,9 @@ def batch_loss(
             project=False,
         )  # (B, T, H), (B, T, *E, S) or None
     real = batch.tgt_out != PAD  # (B, T)
+    sampled = [(m, m.take_trace()) for m in model.modules() if isinstance(m, HardAttention)]
+    sampled = [(m, trace) for m, trace in sampled if trace is not None]
+    rows = torch.empty(int(real.sum()), device=hidden.device) if sampled else None  # (N,)
     loss = linear_cross_entropy(
         hidden[real],  # (N, H)
         output.weight,
@@ -188,7 +220,11 @@ def batch_loss(
         batch.tgt_out[real],  # (N,)
         label_smoothing,
         dtype=torch.bfloat16 if precision.name == "bf16" else hidden.dtype,
+        rows=rows,
     )
+    for attention, (log_a, entropy) in sampled:  # hard attention trained by REINFORCE
+        nll = torch.zeros(real.shape, device=rows.device).masked_scatter(real, rows)  # (B, T)
+        loss = loss + reinforce_loss(attention, log_a, entropy, nll, real)
     if guide is not None and guide.weight > 0:
         att = guide.attention(attention)  # (B, T, S)
         loss = loss + guide.weight * guided_alignment_loss(

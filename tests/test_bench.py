@@ -271,7 +271,7 @@ def test_checkpoint_decoding_is_the_translators(trained_run):
 
     lines = (trained_run.parent / "data" / "test.src").read_text().splitlines()[:6]
     refs = (trained_run.parent / "data" / "test.tgt").read_text().splitlines()[:6]
-    translator = Translator(trained_run / "checkpoints" / "best.pt")
+    translator = Translator(trained_run / "checkpoints" / "best.pt", precision="fp32")  # as args
     batch = translator.cfg.decode.batch_size
     args = SimpleNamespace(precision="fp32", decode_batch=batch)
     test = SimpleNamespace(src_text=lines, tgt_text=refs)

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 
 from nmt.config import AttentionConfig, RNNConfig
 from nmt.decoding import beam_search, greedy
+from nmt.loss import reinforce_loss
+from nmt.models.hard_attention import HardAttention
 from nmt.models.mechanisms import MECHANISMS
 from nmt.models.rnn import RNNSeq2Seq
 
@@ -32,11 +34,13 @@ def make_batch(n: int, task: str, gen: torch.Generator, min_len: int = 3, max_le
     return src, lens + 1, tgt_in, tgt_out, outs
 
 
-def model_for(att: str, task: str = "copy", normalizer: str = "softmax", **kw) -> RNNSeq2Seq:
+def model_for(
+    att: str, task: str = "copy", normalizer: str = "softmax", hard: str = "none", **kw
+) -> RNNSeq2Seq:
     cfg = RNNConfig(emb_size=32, enc_hidden=32, dec_hidden=64, dropout=0.0, **kw)
     window = 3 if task == "copy" else 8
     acfg = AttentionConfig(
-        type=att, window=window, score="general", max_src_len=16, normalizer=normalizer
+        type=att, window=window, score="general", max_src_len=16, normalizer=normalizer, hard=hard
     )
     return RNNSeq2Seq(cfg, acfg, V, V)
 
@@ -60,16 +64,27 @@ def test_shapes_and_step_consistency(att, input_feed):
         torch.testing.assert_close(w, attn[:, t], atol=1e-6, rtol=1e-5)
 
 
-def train_task(att: str, task: str, steps: int = 260, normalizer: str = "softmax") -> RNNSeq2Seq:
+def train_task(
+    att: str, task: str, steps: int = 260, normalizer: str = "softmax", hard: str = "none"
+) -> RNNSeq2Seq:
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
-    model = model_for(att, task, normalizer)
+    model = model_for(att, task, normalizer, hard)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / steps)  # linear to 0
     for _ in range(steps):
         src, lens, tgt_in, tgt_out, _ = make_batch(64, task, gen)
         logits, _ = model(src, lens, tgt_in)
-        loss = F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD)
+        nll = F.cross_entropy(
+            logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD, reduction="none"
+        ).view(tgt_out.shape)  # (B, T), 0 on padding
+        real = tgt_out != PAD
+        loss = nll.sum()
+        attention = model.decoder.attention
+        trace = attention.take_trace() if isinstance(attention, HardAttention) else None
+        if trace is not None:  # hard attention trained by REINFORCE (as nmt.loss.batch_loss)
+            loss = loss + reinforce_loss(attention, *trace, nll.detach(), real)
+        loss = loss / real.sum()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -83,20 +98,24 @@ def train_task(att: str, task: str, steps: int = 260, normalizer: str = "softmax
 # 94% entmax15 after 400; measured 2026-12-02 at 2 threads): it ignores the keys and finds the
 # diagonal from the decoder state alone, and a sparse normaliser gives its position scores
 # gradient only inside the support.
-CASES = [("softmax", a, t) for a in MECHANISMS for t in ("copy", "reverse")]
-CASES += [(n, a, "reverse") for n in ("sparsemax", "entmax15") for a in MECHANISMS]
+# Hard attention (attention.hard): every mechanism with both estimators on reversal; copy for a
+# global and a local mechanism (CI time again).
+CASES = [("softmax", "none", a, t) for a in MECHANISMS for t in ("copy", "reverse")]
+CASES += [(n, "none", a, "reverse") for n in ("sparsemax", "entmax15") for a in MECHANISMS]
+CASES += [("softmax", h, a, "reverse") for h in ("reinforce", "gumbel") for a in MECHANISMS]
+CASES += [("softmax", h, a, "copy") for h in ("reinforce", "gumbel") for a in ("luong_general",)]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("normalizer,att,task", CASES)
-def test_learns_synthetic_task(att, task, normalizer):
+@pytest.mark.parametrize("normalizer,hard,att,task", CASES)
+def test_learns_synthetic_task(att, task, normalizer, hard):
     """>= 95% exact match (greedy) on held-out sequences; the copy attention is near-diagonal.
-    Every mechanism with every normaliser (attention.normalizer)."""
-    model = train_task(att, task, normalizer=normalizer)
+    Every mechanism with every normaliser (attention.normalizer) and hard attention."""
+    model = train_task(att, task, normalizer=normalizer, hard=hard)
     src, lens, _, _, outs = make_batch(200, task, torch.Generator().manual_seed(123))
     hyps = greedy(model, src, lens, max_len_a=1.0, max_len_b=2, need_attention=True)
     exact = sum(h.tokens == o.tolist() for h, o in zip(hyps, outs)) / len(outs)
-    assert exact >= 0.95, f"{att} ({normalizer}) on {task}: exact match {exact:.2%}"
+    assert exact >= 0.95, f"{att} ({normalizer}, hard={hard}) on {task}: exact match {exact:.2%}"
     if task == "copy":
         exact_diag = near_diag = total = 0
         for h, o in zip(hyps, outs):

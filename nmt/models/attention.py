@@ -51,6 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from nmt.config import AttentionConfig, ConfigError
+from nmt.models.hard_attention import HARD, HARD_INFERENCE, REWARDS
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,21 @@ class Attention(nn.Module):
             raise ConfigError(
                 f"attention.normalizer={cfg.normalizer!r} is not one of {', '.join(NORMALIZERS)}"
             )
+        if cfg.hard not in HARD:
+            raise ConfigError(f"attention.hard={cfg.hard!r} is not one of {', '.join(HARD)}")
+        if cfg.hard_inference not in HARD_INFERENCE:
+            raise ConfigError(
+                f"attention.hard_inference={cfg.hard_inference!r} is not one of "
+                f"{', '.join(HARD_INFERENCE)}"
+            )
+        if cfg.reward not in REWARDS:
+            raise ConfigError(f"attention.reward={cfg.reward!r} is not one of {', '.join(REWARDS)}")
+        if not 0 <= cfg.soft_mix <= 1:
+            raise ConfigError(f"attention.soft_mix={cfg.soft_mix} must be in [0, 1]")
+        if cfg.gumbel_tau <= 0:
+            raise ConfigError(f"attention.gumbel_tau={cfg.gumbel_tau} must be > 0")
+        if not 0 <= cfg.baseline_decay < 1:
+            raise ConfigError(f"attention.baseline_decay={cfg.baseline_decay} must be in [0, 1)")
 
     @classmethod
     def macs(cls, cfg: AttentionConfig, query_size: int, key_size: int) -> AttentionMacs:
@@ -150,12 +166,16 @@ class Attention(nn.Module):
         """Unnormalised alignment scores (B,T,S) of query (B,T,Hq) against projected keys (B,S,Hp)."""
         raise NotImplementedError
 
+    def distribution(self, query: Tensor, keys: Tensor, mask: Tensor, step: int = 0) -> Tensor:
+        """Float32 weights (B,T,S) over the source; `step` is unused by global attention."""
+        scores = self.score(query, keys)  # (B,T,S)
+        return masked_normalize(scores, mask[:, None, :], self.normalizer)  # (B,T,S) float32
+
     def forward(
         self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor, step: int = 0
     ) -> tuple[Tensor, Tensor]:
-        """Context (B,T,Hv) and float32 weights (B,T,S); `step` is unused by global attention."""
-        scores = self.score(query, keys)  # (B,T,S)
-        weights = masked_normalize(scores, mask[:, None, :], self.normalizer)  # (B,T,S) float32
+        """Context (B,T,Hv) and float32 weights (B,T,S): the weighted average of the values."""
+        weights = self.distribution(query, keys, mask, step)  # (B,T,S) float32
         context = weights.to(values.dtype) @ values  # (B,T,S) @ (B,S,Hv) -> (B,T,Hv)
         return context, weights
 

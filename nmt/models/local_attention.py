@@ -53,10 +53,8 @@ class LocalAttention(Attention):
         """Aligned source position p_t (B,T) float32 for query (B,T,Hq) and mask (B,S)."""
         raise NotImplementedError
 
-    def forward(
-        self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor, step: int = 0
-    ) -> tuple[Tensor, Tensor]:
-        """Context (B,T,Hv) and float32 weights (B,T,S), zero outside [p_t - D, p_t + D]."""
+    def distribution(self, query: Tensor, keys: Tensor, mask: Tensor, step: int = 0) -> Tensor:
+        """Float32 weights (B,T,S), zero outside [p_t - D, p_t + D]."""
         S = keys.size(1)
         p_t = self.predict_position(query, mask, step)  # (B,T) float32
         positions = torch.arange(S, device=keys.device, dtype=torch.float32)  # (S,)
@@ -68,8 +66,7 @@ class LocalAttention(Attention):
         if self.gaussian:
             # Luong 2015, eq. 10: Gaussian centred on p_t, sigma = D/2
             weights = weights * torch.exp(-dist.pow(2) / (2 * self.sigma**2))  # (B,T,S)
-        context = weights.to(values.dtype) @ values  # (B,T,S) @ (B,S,Hv) -> (B,T,Hv)
-        return context, weights
+        return weights
 
 
 class LocalMAttention(LocalAttention):

@@ -18,6 +18,7 @@ from nmt.models.attention import (
     LuongGeneralAttention,
     LuongLocationAttention,
 )
+from nmt.models.hard_attention import HardAttention
 from nmt.models.local_attention import LocalMAttention, LocalPAttention
 
 MECHANISMS: dict[str, type[Attention]] = {
@@ -49,8 +50,22 @@ def mechanism(cfg: AttentionConfig) -> type[Attention]:
     return MECHANISMS[cfg.type]
 
 
-def build_attention(cfg: AttentionConfig, query_size: int, key_size: int) -> Attention:
-    """The attention module `cfg.type` names, for decoder states of query_size, encoder outputs of key_size."""
+def build_attention(
+    cfg: AttentionConfig, query_size: int, key_size: int
+) -> Attention | HardAttention:
+    """The attention module `cfg.type` names, for decoder states of query_size, encoder outputs
+    of key_size; wrapped in `HardAttention` when `attention.hard` is not "none"."""
     module = mechanism(cfg).from_config(cfg, query_size, key_size)
     module.normalizer = cfg.normalizer
-    return module
+    if cfg.hard == "none":
+        return module
+    return HardAttention(
+        module,
+        cfg.hard,
+        cfg.hard_inference,
+        tau=cfg.gumbel_tau,
+        reward=cfg.reward,
+        soft_mix=cfg.soft_mix,
+        entropy_bonus=cfg.entropy_bonus,
+        baseline_decay=cfg.baseline_decay,
+    )

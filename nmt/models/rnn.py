@@ -21,6 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.config import AttentionConfig, RNNConfig
 from nmt.models.dropout import Dropout
+from nmt.models.hard_attention import HardAttention
 from nmt.models.mechanisms import build_attention
 from nmt.runtime import fused_rnn
 from nmt.vocab import PAD
@@ -234,6 +235,8 @@ class Decoder(nn.Module):
         self, tgt_in: Tensor, state: dict[str, Tensor], memory: dict[str, Tensor]
     ) -> tuple[Tensor, Tensor]:
         """Pre-softmax vectors (B, T, H) and attention (B, T, S) for a whole target prefix."""
+        if isinstance(self.attention, HardAttention):
+            self.attention.trace = []  # the samples of this forward only (see nmt.loss)
         if not self.bahdanau and not self.input_feed:
             emb = self.dropout(self.embed(tgt_in))  # (B, T, E)
             out, _ = fused_rnn(self.rnn, emb, self._rnn_hidden(state))  # (B, T, H): one fused call

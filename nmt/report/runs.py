@@ -42,6 +42,10 @@ class Run:
         attention = self.config.get("attention") or {}
         normalizer = attention.get("normalizer") or "softmax"  # shown when not the softmax
         suffix = "" if normalizer == "softmax" else f"+{normalizer}"
+        hard = attention.get("hard") or "none"  # shown when not soft: +hard-reinforce
+        if hard != "none":
+            inference = attention.get("hard_inference") or "argmax"
+            suffix += f"+hard-{hard}" + ("" if inference == "argmax" else f"({inference})")
         return str(attention.get("type", "?")) + suffix
 
     @property
