@@ -73,6 +73,7 @@ class AttentionConfig:
     )
     hard_inference: str = "argmax"  # hard attention at inference: argmax | soft (the expectation)
     soft_mix: float = 0.0  # hard, training: share of steps that read the expectation (Xu: 0.5)
+    soft_mix_anneal: float = 0.0  # share of the budget over which soft_mix falls to 0; 0: never
     reward: str = "step"  # reinforce: step (log p(y_t) of each step) | sentence (Xu et al. 2015)
     entropy_bonus: float = 0.01  # reinforce: lambda_e of the entropy term (Xu et al. 2015, eq. 12)
     baseline_decay: float = 0.9  # reinforce: moving-average baseline b = decay b + (1 - decay) r

@@ -33,7 +33,8 @@ from nmt.models import (
     count_parameters,
     model_label,
 )
-from nmt.optim import make_optimizer, make_scheduler
+from nmt.models.hard_attention import HardAttention
+from nmt.optim import budget_used, make_optimizer, make_scheduler
 from nmt.runtime import (
     pick_device,
     resolve_precision,
@@ -81,6 +82,7 @@ class Trainer:
             cfg.model, cfg.attention, self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size
         ).to(self.device)
         self.params = count_parameters(self.model)
+        self.hard_attention = [m for m in self.model.modules() if isinstance(m, HardAttention)]
         self.optimizer = make_optimizer(self.model, cfg)
         self.progress = Progress()
         self.scheduler = make_scheduler(
@@ -196,6 +198,9 @@ class Trainer:
             scale = self.world_size / n.item()
         else:
             scale = 1.0 / tokens
+        used = budget_used(self.progress.step, self.progress.train_time, t)
+        for module in self.hard_attention:  # the soft-to-hard curriculum follows the budget
+            module.set_progress(used)
         loss_sum = self.loss_on(batch, t.label_smoothing, guide=self.guide)
         (loss_sum * scale).backward()
         loss = loss_sum.detach() / tokens  # this rank's per-token loss, for logging

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from nmt.checkpoint import CheckpointError, load_checkpoint
 from nmt.cli import run_main
-from nmt.config import Config, ConfigError, TransformerConfig, to_dataclass
+from nmt.config import Config, ConfigError, RNNConfig, TransformerConfig, to_dataclass
 from nmt.data.text import normalize
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding import Hypothesis, decode_corpus
@@ -29,7 +29,15 @@ from nmt.runtime import autocast, pick_device, resolve_precision
 class Translator:
     """A model, its tokenizer and its decode settings, loaded from one checkpoint."""
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", precision: str | None = None):
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        device: str = "cpu",
+        precision: str | None = None,
+        hard_inference: str | None = None,
+    ):
+        """`hard_inference` (argmax | soft) overrides the checkpoint's attention.hard_inference
+        of a hard-attention model (nmt.models.hard_attention); ConfigError for a soft one."""
         ckpt = load_checkpoint(checkpoint, require=("config", "tokenizer", "model"))
         try:
             self.cfg: Config = to_dataclass(ckpt["config"])
@@ -39,6 +47,13 @@ class Translator:
             raise CheckpointError(
                 f"{checkpoint}: incompatible checkpoint contents ({first})"
             ) from None
+        if hard_inference is not None:
+            if not isinstance(self.cfg.model, RNNConfig) or self.cfg.attention.hard == "none":
+                raise ConfigError(
+                    f"--hard-inference {hard_inference}: {checkpoint} has soft attention "
+                    "(attention.hard=none); it applies to hard-attention models only"
+                )
+            self.cfg.attention.hard_inference = hard_inference
         self.device = pick_device(device, "--device")
         # the checkpoint's trainer.precision unless overridden; `auto` decides from the hardware
         self.precision = resolve_precision(
@@ -265,8 +280,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
-    """--batch-size, --length-penalty, --device, --precision: shared by nmt-translate and
-    nmt-evaluate; decode settings default to the checkpoint's."""
+    """--batch-size, --length-penalty, --hard-inference, --device, --precision: shared by
+    nmt-translate and nmt-evaluate; decode settings default to the checkpoint's."""
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -278,6 +293,13 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="default: the checkpoint's decode.length_penalty",
+    )
+    parser.add_argument(
+        "--hard-inference",
+        default=None,
+        choices=["argmax", "soft"],
+        help="hard-attention models: read the argmax position or the soft expectation "
+        "(default: the checkpoint's attention.hard_inference)",
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument(
@@ -313,7 +335,7 @@ def _open_output(path: str | None) -> TextIO:
 def _run(args: argparse.Namespace) -> None:
     if args.input and not Path(args.input).is_file():
         raise FileNotFoundError(f"{args.input}: no such input file")
-    translator = Translator(args.checkpoint, args.device, args.precision)
+    translator = Translator(args.checkpoint, args.device, args.precision, args.hard_inference)
     check_attention_choice(translator.cfg, args.layer, args.head)
     name = args.input or "<stdin>"
     with contextlib.ExitStack() as stack:

@@ -219,6 +219,8 @@ def test_beam_search_with_hard_attention(estimator):
         ("reward", "bleu", "attention.reward='bleu' is not one of step, sentence"),
         ("gumbel_tau", 0.0, "attention.gumbel_tau=0.0 must be > 0"),
         ("baseline_decay", 1.0, "attention.baseline_decay=1.0 must be in [0, 1)"),
+        ("soft_mix", 1.5, "attention.soft_mix=1.5 must be in [0, 1]"),
+        ("soft_mix_anneal", -0.1, "attention.soft_mix_anneal=-0.1 must be in [0, 1]"),
     ],
 )
 def test_bad_hard_settings_are_one_line_errors(key, value, message):
@@ -242,6 +244,7 @@ def test_hard_run_end_to_end_resumes_exactly_and_aligns(tmp_path, capsys):
     from test_align import _reverse_gold
 
     from nmt.align import main as align_main
+    from nmt.evaluate import main as evaluate_main
     from nmt.config import to_dataclass
     from nmt.pipeline import run as run_pipeline
     from nmt.trainer import Trainer
@@ -283,3 +286,49 @@ def test_hard_run_end_to_end_resumes_exactly_and_aligns(tmp_path, capsys):
     # at most one link per target word (none where the one position read is </s>)
     assert 0 < result["links"] <= sum(len(x.split()) for x in lines)
     assert 0.0 <= result["aer"] <= 1.0
+    # nmt-evaluate reads the argmax position or, with --hard-inference soft, the expectation
+    ckpt = str(run / "checkpoints" / "best.pt")
+    scores = {}
+    for how in ("argmax", "soft"):
+        args = ["--src", str(src), "--ref", str(tgt), "--json", "--hard-inference", how]
+        capsys.readouterr()
+        assert evaluate_main([ckpt, *args, "--hyp-out", str(tmp_path / f"{how}.txt")]) == 0
+        scores[how] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert len((tmp_path / f"{how}.txt").read_text().splitlines()) == len(lines)
+    assert 0 <= scores["argmax"]["bleu"] <= 100 and 0 <= scores["soft"]["bleu"] <= 100
+
+
+def test_hard_inference_option_refuses_a_soft_checkpoint(trained_run, tmp_path, capsys):
+    """--hard-inference on a soft model is a one-line error naming the checkpoint."""
+    from nmt.evaluate import main as evaluate_main
+
+    src = trained_run.parent / "data" / "test.src"
+    ref = trained_run.parent / "data" / "test.tgt"
+    ckpt = str(trained_run / "checkpoints" / "best.pt")
+    assert (
+        evaluate_main([ckpt, "--src", str(src), "--ref", str(ref), "--hard-inference", "soft"]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"--hard-inference soft: {ckpt} has soft attention (attention.hard=none)" in err
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_soft_mix_and_its_annealing(estimator):
+    """soft_mix: the share of training steps that read the expectation (Xu et al. 2015, sec.
+    4.1); with soft_mix_anneal it falls linearly to 0 over that share of the budget."""
+    cfg = AttentionConfig(type="luong_general", hard=estimator, soft_mix=1.0, soft_mix_anneal=0.5)
+    module = build_attention(cfg, 8, 8).train()
+    query, values, mask = module_inputs()
+    keys = module.project_keys(values)
+    p = module.inner.distribution(query, keys, mask)  # (B,T,S)
+    module.set_progress(0.0)
+    _, w = module(query, keys, values, mask)
+    torch.testing.assert_close(w, p)  # every step soft
+    if estimator == "reinforce":  # soft steps are not REINFORCE's
+        assert torch.all(module.take_trace()[0] == 0)
+    module.set_progress(0.25)
+    assert module.mix_now == pytest.approx(0.5)
+    module.set_progress(0.6)
+    _, w = module(query, keys, values, mask)
+    assert torch.equal(w.sum(-1), torch.ones(2, 3)) and set(w.unique().tolist()) <= {0.0, 1.0}

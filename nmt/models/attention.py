@@ -148,6 +148,8 @@ class Attention(nn.Module):
             raise ConfigError(f"attention.reward={cfg.reward!r} is not one of {', '.join(REWARDS)}")
         if not 0 <= cfg.soft_mix <= 1:
             raise ConfigError(f"attention.soft_mix={cfg.soft_mix} must be in [0, 1]")
+        if not 0 <= cfg.soft_mix_anneal <= 1:
+            raise ConfigError(f"attention.soft_mix_anneal={cfg.soft_mix_anneal} must be in [0, 1]")
         if cfg.gumbel_tau <= 0:
             raise ConfigError(f"attention.gumbel_tau={cfg.gumbel_tau} must be > 0")
         if not 0 <= cfg.baseline_decay < 1:

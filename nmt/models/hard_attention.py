@@ -66,6 +66,7 @@ class HardAttention(nn.Module):
         tau: float = 1.0,
         reward: str = "step",
         soft_mix: float = 0.0,
+        anneal: float = 0.0,
         entropy_bonus: float = 0.01,
         baseline_decay: float = 0.9,
     ) -> None:
@@ -82,6 +83,8 @@ class HardAttention(nn.Module):
             raise ValueError(f"hard attention reward {reward!r}: one of {REWARDS}")
         self.reward = reward  # what REINFORCE credits a sampled position with
         self.soft_mix = soft_mix  # P(a training step reads the expectation instead of a sample)
+        self.anneal = anneal  # share of the budget over which that falls linearly to 0; 0: never
+        self.mix_now = soft_mix  # the probability now (`set_progress`)
         self.entropy_bonus = entropy_bonus  # lambda_e of Xu et al. 2015, eq. 12
         self.baseline_decay = baseline_decay  # b_k = decay b_{k-1} + (1 - decay) r_k (Xu: 0.9)
         self.register_buffer("baseline", torch.full((), float("nan")))  # NaN until the first batch
@@ -114,7 +117,7 @@ class HardAttention(nn.Module):
         B, T = p.shape[:2]
         # Xu et al. 2015, sec. 4.1: "with probability 0.5 [we] set the sampled attention location
         # to its expected value"; those steps are soft (their context carries the gradient)
-        soft = torch.rand(B, T, 1, device=p.device) < self.soft_mix if self.soft_mix else None
+        soft = torch.rand(B, T, 1, device=p.device) < self.mix_now if self.mix_now > 0 else None
         if self.estimator == "gumbel":
             u = torch.rand_like(p).clamp(1e-10, 1.0 - 1e-7)
             g = -torch.log(-torch.log(u))  # (B,T,S) Gumbel(0, 1) noise
@@ -133,6 +136,12 @@ class HardAttention(nn.Module):
             log_a = log_a.masked_fill(soft[..., 0], 0.0)
         self.trace.append((log_a, entropy))
         return weights.to(values.dtype) @ values, weights
+
+    def set_progress(self, used: float) -> None:
+        """The trainer's budget spent (0..1): the soft share falls from `soft_mix` to 0 over the
+        first `anneal` of it (a soft-to-hard curriculum), or stays `soft_mix`."""
+        if self.anneal > 0:
+            self.mix_now = self.soft_mix * max(0.0, 1.0 - used / self.anneal)
 
     def take_trace(self) -> tuple[Tensor, Tensor] | None:
         """(log a(t, s_t), entropy) (B,T) of the last training forward, steps concatenated; the

@@ -66,6 +66,7 @@ def build_attention(
         tau=cfg.gumbel_tau,
         reward=cfg.reward,
         soft_mix=cfg.soft_mix,
+        anneal=cfg.soft_mix_anneal,
         entropy_bonus=cfg.entropy_bonus,
         baseline_decay=cfg.baseline_decay,
     )
