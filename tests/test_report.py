@@ -343,10 +343,16 @@ def test_cli(sweep, tmp_path, capsys):
     assert main([str(tmp_path / "nope")]) == 2
 
 
-def test_mechanism_names_a_sparse_normalizer(tmp_path):
+def test_mechanism_names_a_sparse_normalizer_and_hard_attention(tmp_path):
     run = fake_run(tmp_path / "r", "luong_dot", metrics=metrics_for(1.0, 1.0))
     assert load_run(run).mechanism == "luong_dot"
     config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
     config["attention"]["normalizer"] = "sparsemax"
     (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     assert load_run(run).mechanism == "luong_dot+sparsemax"
+    config["attention"]["hard"] = "gumbel"
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    assert load_run(run).mechanism == "luong_dot+sparsemax+hard-gumbel"
+    config["attention"].update(normalizer="softmax", hard="reinforce", hard_inference="soft")
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    assert load_run(run).mechanism == "luong_dot+hard-reinforce(soft)"

@@ -67,6 +67,20 @@ def test_sparse_preset_adds_normalizers_beside_the_cpu_softmax_runs():
     assert cfg["attention"]["normalizer"] == "entmax15"
 
 
+def test_hard_preset_adds_both_estimators_beside_the_cpu_soft_runs():
+    """Every RNN mechanism with REINFORCE and Gumbel-softmax hard attention, the cpu preset's
+    recipe, its folder."""
+    cpu, hard = _hydra(["+sweep=cpu"]), _hydra(["+sweep=hard"])
+    params = hard.hydra.sweeper.params
+    assert params["attention.hard"] == "reinforce,gumbel"
+    rnn = [v for v in cpu.hydra.sweeper.params["+variant"].split(",") if v != "transformer"]
+    assert params["+variant"].split(",") == rnn
+    assert hard.hydra.sweep.dir == cpu.hydra.sweep.dir
+    assert hard.trainer == cpu.trainer and hard.data == cpu.data
+    cfg = compose(["+sweep=hard", "+variant=local_m", "attention.hard=gumbel"])
+    assert cfg["attention"]["hard"] == "gumbel"
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_variants(variant):
     cfg = compose(["+sweep=cpu", f"+variant={variant}"])
