@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,align,sweep]'
+	$(BIN)/pip install -q -e '.[dev,align,sweep,deploy]'
 	touch $(STAMP)
 
 test: $(STAMP)

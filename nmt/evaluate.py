@@ -39,7 +39,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise DataError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}")
     if not src:
         raise DataError(f"{args.src}: no sentences to evaluate (empty file)")
-    translator = Translator(args.checkpoint, args.device, args.precision, args.hard_inference)
+    translator = Translator(
+        args.checkpoint,
+        args.device,
+        args.precision,
+        args.hard_inference,
+        args.quantize,
+        args.engine,
+    )
     tick = time.perf_counter()
     hyps, _ = translator.translate(
         src, args.beam, args.batch_size, length_penalty=args.length_penalty

@@ -23,7 +23,10 @@ from nmt.data.text import normalize
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding import Hypothesis, decode_corpus
 from nmt.models import build_model, reduce_attention, source_limit
+from nmt.models.quantize import QUANTIZE, quantize_int8
 from nmt.runtime import autocast, pick_device, resolve_precision
+
+ENGINES = ("torch", "ctranslate2")  # --engine: nmt's own decoder, or CTranslate2 (nmt.ct2)
 
 
 class Translator:
@@ -35,9 +38,19 @@ class Translator:
         device: str = "cpu",
         precision: str | None = None,
         hard_inference: str | None = None,
+        quantize: str | None = None,
+        engine: str = "torch",
     ):
         """`hard_inference` (argmax | soft) overrides the checkpoint's attention.hard_inference
-        of a hard-attention model (nmt.models.hard_attention); ConfigError for a soft one."""
+        of a hard-attention model (nmt.models.hard_attention); ConfigError for a soft one.
+        `quantize="int8"` decodes with int8 linear layers (nmt.models.quantize), CPU, fp32.
+        `engine="ctranslate2"`: `checkpoint` is a folder `nmt-export` wrote (nmt.ct2)."""
+        if engine not in ENGINES:
+            raise ConfigError(f"--engine {engine}: one of {', '.join(ENGINES)}")
+        self.engine = engine
+        if engine == "ctranslate2":
+            self._init_ctranslate2(checkpoint, device, precision, hard_inference, quantize)
+            return
         ckpt = load_checkpoint(checkpoint, require=("config", "tokenizer", "model"))
         try:
             self.cfg: Config = to_dataclass(ckpt["config"])
@@ -54,10 +67,20 @@ class Translator:
                     "(attention.hard=none); it applies to hard-attention models only"
                 )
             self.cfg.attention.hard_inference = hard_inference
-        self.device = pick_device(device, "--device")
+        if quantize is not None and quantize not in QUANTIZE:
+            raise ConfigError(f"--quantize {quantize}: one of {', '.join(QUANTIZE)}")
+        if quantize and (device not in ("cpu", "auto") or precision == "bf16"):
+            raise ConfigError(
+                f"--quantize {quantize} runs on the CPU with fp32 activations; "
+                f"drop --device {device}" + (" --precision bf16" if precision == "bf16" else "")
+            )
+        self.quantize = quantize
+        self.device = pick_device("cpu" if quantize else device, "--device")
         # the checkpoint's trainer.precision unless overridden; `auto` decides from the hardware
         self.precision = resolve_precision(
-            precision or self.cfg.trainer.precision, self.device, "--precision"
+            "fp32" if quantize else precision or self.cfg.trainer.precision,
+            self.device,
+            "--precision",
         )
         self.model = build_model(
             self.cfg.model,
@@ -72,8 +95,27 @@ class Translator:
                 f"{checkpoint}: weights do not match the model ({_state_dict_problem(err)})"
             ) from None
         self.model.to(self.device).eval()
+        if quantize == "int8":
+            self.model = quantize_int8(self.model)
         limit = source_limit(self.cfg)
         self.max_src_len = limit if limit is not None else 4 * self.cfg.data.max_len
+
+    def _init_ctranslate2(self, folder, device, precision, hard_inference, quantize) -> None:
+        from nmt.ct2 import CTranslate2Model, read_export
+
+        if device not in ("cpu", "auto") or precision == "bf16" or hard_inference:
+            raise ConfigError(
+                "--engine ctranslate2 runs on the CPU in float32 or int8 (--quantize int8); "
+                "drop --device, --precision bf16 and --hard-inference"
+            )
+        meta = read_export(folder)
+        self.cfg = to_dataclass(meta["config"])
+        self.tokenizer = Tokenizer.from_dict(meta["tokenizer"])
+        self.quantize = quantize
+        self.device = pick_device("cpu", "--device")
+        self.precision = resolve_precision("fp32", self.device, "--precision")
+        self.model = CTranslate2Model(folder, quantize)
+        self.max_src_len = source_limit(self.cfg)
 
     def prepare(self, line: str) -> str:
         """The text the model sees for one input line (`data.lowercase` / `data.tokenize` applied)."""
@@ -95,6 +137,20 @@ class Translator:
         """Decode already-encoded sources (token ids, no EOS) with the checkpoint's decode
         settings (`decode.*`; arguments given here override them), in the run's precision."""
         d = self.cfg.decode
+        if self.engine == "ctranslate2":
+            if need_attention:
+                raise ConfigError("attention weights need --engine torch (CTranslate2 has none)")
+            from nmt.ct2 import vocabulary
+
+            return self.model.translate_ids(
+                [list(ids)[: self.max_src_len] for ids in sources],
+                beam or d.beam,
+                d.length_penalty if length_penalty is None else length_penalty,
+                d.max_len_a,
+                d.max_len_b,
+                batch_size or d.batch_size,
+                vocabulary(self.tokenizer.tgt),
+            )
         with autocast(self.device, self.precision):
             return decode_corpus(
                 self.model,
@@ -280,8 +336,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
-    """--batch-size, --length-penalty, --hard-inference, --device, --precision: shared by
-    nmt-translate and nmt-evaluate; decode settings default to the checkpoint's."""
+    """--batch-size, --length-penalty, --hard-inference, --quantize, --engine, --device,
+    --precision: shared by nmt-translate and nmt-evaluate; decode settings default to the
+    checkpoint's."""
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -300,6 +357,19 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["argmax", "soft"],
         help="hard-attention models: read the argmax position or the soft expectation "
         "(default: the checkpoint's attention.hard_inference)",
+    )
+    parser.add_argument(
+        "--quantize",
+        default=None,
+        choices=list(QUANTIZE),
+        help="int8: decode with dynamically quantised int8 linear layers (CPU, fp32 activations)",
+    )
+    parser.add_argument(
+        "--engine",
+        default="torch",
+        choices=list(ENGINES),
+        help="ctranslate2: CHECKPOINT is a folder written by `nmt-export --format ctranslate2` "
+        "(Transformer only; float32, or int8 with --quantize int8)",
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument(
@@ -335,7 +405,14 @@ def _open_output(path: str | None) -> TextIO:
 def _run(args: argparse.Namespace) -> None:
     if args.input and not Path(args.input).is_file():
         raise FileNotFoundError(f"{args.input}: no such input file")
-    translator = Translator(args.checkpoint, args.device, args.precision, args.hard_inference)
+    translator = Translator(
+        args.checkpoint,
+        args.device,
+        args.precision,
+        args.hard_inference,
+        args.quantize,
+        args.engine,
+    )
     check_attention_choice(translator.cfg, args.layer, args.head)
     name = args.input or "<stdin>"
     with contextlib.ExitStack() as stack:

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_explore import _files, explore_runs  # noqa: F401  (the shared trained runs)
+from test_explore import _files
 
 pytestmark = pytest.mark.browser
 
@@ -49,7 +49,7 @@ def highlighted(page) -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def report_page(explore_runs, tmp_path_factory) -> Path:  # noqa: F811
+def report_page(explore_runs, tmp_path_factory) -> Path:
     from nmt.report import make_report
 
     out = tmp_path_factory.mktemp("report")
@@ -101,7 +101,7 @@ def test_report_page_in_chromium(browser, report_page, tmp_path):
     page.close()
 
 
-def test_gold_view_in_chromium(browser, explore_runs, tmp_path):  # noqa: F811
+def test_gold_view_in_chromium(browser, explore_runs, tmp_path):
     from nmt.explore import main
 
     src, ref, gold = _files(explore_runs, tmp_path)

@@ -8,56 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import yaml
-from conftest import compose, tiny_overrides
 
 from nmt.explore import System, dequantise, explorer_data, main, quantise
 from nmt.explore.page import read_page_data, render, write_page
-
-TF_SIZES = {
-    "model": "transformer",
-    "model.d_model": "32",
-    "model.heads": "2",
-    "model.ff_size": "64",
-    "model.enc_layers": "2",
-    "model.dec_layers": "2",
-    "model.dropout": "0.0",
-    "model.attention_dropout": "0.0",
-}
-
-
-def train_run(folder: Path, data: Path, **extra: str) -> Path:
-    """A real run folder as a sweep leaves it: trained, tested, with .hydra/ for nmt-report."""
-    from omegaconf import OmegaConf
-
-    from nmt.pipeline import run
-
-    steps = {"trainer.max_steps": "150", "trainer.validate_every": "50"}
-    quiet = {"trainer.num_heatmaps": "0", "trainer.threads": "1"}
-    overrides = tiny_overrides(data, **steps, **quiet, **extra)
-    cfg = compose(overrides)
-    threads = torch.get_num_threads()
-    try:
-        run(cfg, folder)
-    finally:  # trainer.threads=1 sets torch's global thread count: give the session its own back
-        torch.set_num_threads(threads)
-    (folder / ".hydra").mkdir()
-    (folder / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    shown = [o for o in overrides if o.startswith(("attention=", "model="))]
-    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(shown))
-    return folder
-
-
-@pytest.fixture(scope="session")
-def explore_runs(tmp_path_factory) -> Path:
-    """A multirun folder with two real runs on the reversal task: Luong general and a
-    2-layer, 2-head Transformer, 150 steps each (shared data folder)."""
-    tmp = tmp_path_factory.mktemp("explore")
-    root = tmp / "multirun"
-    train_run(root / "attention=luong_general", tmp, attention="luong_general")
-    train_run(root / "model=transformer", tmp, **TF_SIZES)
-    return root
 
 
 def _translator(run: Path, precision: str | None = None):

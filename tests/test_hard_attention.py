@@ -244,8 +244,8 @@ def test_hard_run_end_to_end_resumes_exactly_and_aligns(tmp_path, capsys):
     from test_align import _reverse_gold
 
     from nmt.align import main as align_main
-    from nmt.evaluate import main as evaluate_main
     from nmt.config import to_dataclass
+    from nmt.evaluate import main as evaluate_main
     from nmt.pipeline import run as run_pipeline
     from nmt.trainer import Trainer
 

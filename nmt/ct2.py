@@ -1,0 +1,188 @@
+"""CTranslate2 for nmt's Transformer: export a checkpoint, decode with the exported model.
+
+`export_ctranslate2(checkpoint, out_dir)` fills a `ctranslate2.specs.TransformerSpec` with the
+checkpoint's weights (our pre- or post-norm Transformer maps one to one: fused Q/K/V for self-
+attention, Q and fused K/V for cross-attention, ReLU feed-forward, the sinusoid table as given
+position encodings, embeddings scaled by sqrt(d_model), the untied or tied generator) and the
+SentencePiece vocabularies (ids 0-3 = <pad>, <unk>, <s>, </s>, as in nmt.vocab), then lets
+CTranslate2's `Converter` validate and save it. `nmt.pt` beside it keeps the run's config and
+tokenizer, so the exported folder translates raw text exactly as the checkpoint does.
+
+`CTranslate2Model` decodes ids with `ctranslate2.Translator`: greedy or beam search, the same
+length limit as `nmt.decoding` (a * source length + b tokens), int8 or float32 weights. Its
+length penalty is CTranslate2's (score / length^alpha), not GNMT's, so beam outputs may differ
+from nmt's; greedy outputs are the same model's. RNN checkpoints cannot be exported:
+CTranslate2 implements Transformer architectures only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from nmt.checkpoint import load_checkpoint, save_checkpoint
+from nmt.config import ConfigError, TransformerConfig, to_dataclass
+from nmt.data.tokenizer import Tokenizer
+from nmt.decoding import Hypothesis, max_lengths
+from nmt.models.transformer import sinusoid_table
+from nmt.vocab import BOS, EOS, PAD, UNK
+
+META = "nmt.pt"  # config and tokenizer of the exported run
+COMPUTE_TYPES = {None: "float32", "int8": "int8"}  # --quantize -> CTranslate2 compute type
+
+
+def vocabulary(processor) -> list[str]:
+    """Every piece by id; the special ids carry CTranslate2's default token names."""
+    pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+    for i, name in ((PAD, "<pad>"), (UNK, "<unk>"), (BOS, "<s>"), (EOS, "</s>")):
+        pieces[i] = name
+    return pieces
+
+
+def _transformer_spec(cfg: TransformerConfig, state: dict[str, torch.Tensor], tok: Tokenizer):
+    from ctranslate2.converters import utils
+    from ctranslate2.specs import common_spec, transformer_spec
+
+    spec = transformer_spec.TransformerSpec.from_config(
+        (cfg.enc_layers, cfg.dec_layers),
+        cfg.heads,
+        pre_norm=cfg.pre_norm,
+        activation=common_spec.Activation.RELU,
+    )
+    spec.config.add_source_eos = True  # nmt appends EOS to every source
+    spec.config.layer_norm_epsilon = 1e-5  # nn.LayerNorm's default
+    np = {k: v.detach().float().numpy() for k, v in state.items()}
+
+    def linear(target, name: str) -> None:
+        target.weight = np[f"{name}.weight"]
+        if f"{name}.bias" in np:
+            target.bias = np[f"{name}.bias"]
+
+    def norm(target, name: str) -> None:
+        target.gamma, target.beta = np[f"{name}.weight"], np[f"{name}.bias"]
+
+    def fused(target, names: list[str]) -> None:
+        parts = [common_spec.LinearSpec() for _ in names]
+        for part, name in zip(parts, names):
+            linear(part, name)
+        utils.fuse_linear(target, parts)
+
+    def attention(target, name: str, self_attention: bool) -> None:
+        if self_attention:  # one fused Q/K/V projection
+            fused(target.linear[0], [f"{name}.{p}_proj" for p in "qkv"])
+        else:  # queries from the decoder, fused K/V from the encoder output
+            linear(target.linear[0], f"{name}.q_proj")
+            fused(target.linear[1], [f"{name}.k_proj", f"{name}.v_proj"])
+        linear(target.linear[-1], f"{name}.out_proj")
+
+    def ffn(target, name: str, norm_name: str) -> None:
+        norm(target.layer_norm, norm_name)
+        linear(target.linear_0, f"{name}.fc1")
+        linear(target.linear_1, f"{name}.fc2")
+
+    table = sinusoid_table(torch.arange(cfg.max_positions), cfg.d_model).numpy()
+    spec.encoder.embeddings[0].weight = np["src_embed.weight"]
+    spec.encoder.position_encodings.encodings = table
+    spec.decoder.embeddings.weight = np["tgt_embed.weight"]
+    spec.decoder.position_encodings.encodings = table
+    spec.encoder.scale_embeddings = spec.decoder.scale_embeddings = True  # x sqrt(D)
+    if cfg.pre_norm:
+        norm(spec.encoder.layer_norm, "enc_norm")
+        norm(spec.decoder.layer_norm, "dec_norm")
+    for i, layer in enumerate(spec.encoder.layer):
+        attention(layer.self_attention, f"encoder.{i}.self_attn", True)
+        norm(layer.self_attention.layer_norm, f"encoder.{i}.norm1")
+        ffn(layer.ffn, f"encoder.{i}.ff", f"encoder.{i}.norm2")
+    for i, layer in enumerate(spec.decoder.layer):
+        attention(layer.self_attention, f"decoder.{i}.self_attn", True)
+        norm(layer.self_attention.layer_norm, f"decoder.{i}.norm1")
+        attention(layer.attention, f"decoder.{i}.cross_attn", False)
+        norm(layer.attention.layer_norm, f"decoder.{i}.norm2")
+        ffn(layer.ffn, f"decoder.{i}.ff", f"decoder.{i}.norm3")
+    linear(spec.decoder.projection, "generator")
+    spec.register_source_vocabulary(vocabulary(tok.src))
+    spec.register_target_vocabulary(vocabulary(tok.tgt))
+    return spec
+
+
+def export_ctranslate2(checkpoint: str | Path, out_dir: str | Path, force: bool = False) -> Path:
+    """Write the checkpoint's Transformer as a CTranslate2 model folder (plus `nmt.pt`).
+    ConfigError (one line) for an RNN checkpoint or an existing folder without `force`."""
+    from ctranslate2.converters.converter import Converter
+
+    ckpt = load_checkpoint(checkpoint, require=("config", "tokenizer", "model"))
+    cfg = to_dataclass(ckpt["config"])
+    if not isinstance(cfg.model, TransformerConfig):
+        raise ConfigError(
+            f"{checkpoint}: an RNN model (model.arch={cfg.model.arch}); CTranslate2 runs "
+            "Transformer models only, so only a Transformer checkpoint can be exported"
+        )
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise ConfigError(f"{out_dir}: exists and is not empty (use --force to overwrite)")
+    tok = Tokenizer.from_dict(ckpt["tokenizer"])
+
+    class _NmtConverter(Converter):
+        def _load(self):
+            return _transformer_spec(cfg.model, ckpt["model"], tok)
+
+    _NmtConverter().convert(str(out_dir), force=True)
+    save_checkpoint(out_dir / META, {"config": ckpt["config"], "tokenizer": ckpt["tokenizer"]})
+    return out_dir
+
+
+class CTranslate2Model:
+    """An exported folder loaded in `ctranslate2.Translator`; decodes source ids like
+    `nmt.decoding.decode_corpus` (no attention weights)."""
+
+    def __init__(self, folder: str | Path, quantize: str | None = None, threads: int = 0):
+        import ctranslate2
+
+        self.translator = ctranslate2.Translator(
+            str(folder),
+            device="cpu",
+            compute_type=COMPUTE_TYPES[quantize],
+            intra_threads=threads or torch.get_num_threads(),
+        )
+
+    def translate_ids(
+        self,
+        sources: list[list[int]],
+        beam: int,
+        length_penalty: float,
+        max_len_a: float,
+        max_len_b: int,
+        batch_size: int,
+        vocab: list[str],
+    ) -> list[Hypothesis]:
+        """One Hypothesis per source (ids without EOS); `vocab` maps ids to the pieces the
+        exported vocabulary uses."""
+        index = {p: i for i, p in enumerate(vocab)}
+        tokens = [[vocab[i] for i in ids] for ids in sources]
+        lens = torch.tensor([len(ids) + 1 for ids in sources])  # + EOS, as nmt counts
+        limits = max_lengths(lens, max_len_a, max_len_b).tolist() if sources else []
+        results = self.translator.translate_batch(
+            tokens,
+            beam_size=beam,
+            length_penalty=length_penalty,
+            max_decoding_length=max(limits, default=1),
+            max_batch_size=batch_size,
+            return_scores=True,
+            suppress_sequences=[["<pad>"], ["<s>"]],  # never generated, as in nmt.decoding
+        )
+        hyps = []
+        for result, limit in zip(results, limits):
+            ids = [index.get(p, UNK) for p in result.hypotheses[0]][: limit - 1]  # nmt's limit
+            hyps.append(Hypothesis(ids, float(result.scores[0]) if result.scores else 0.0, None))
+        return hyps
+
+
+def read_export(folder: str | Path) -> dict:
+    """The config and tokenizer an exported folder was written with (`nmt.pt`)."""
+    path = Path(folder) / META
+    if not path.is_file():
+        raise ConfigError(
+            f"{folder}: not an exported CTranslate2 model (no {META}; see nmt-export)"
+        )
+    return load_checkpoint(path, require=("config", "tokenizer"))
