@@ -281,3 +281,29 @@ def test_checkpoint_decoding_is_the_translators(trained_run):
     hyps = target.translate(target.sources, 1)
     expected, _ = translator.translate(lines[:5], beam=1, batch_size=batch)
     assert target.tokenizer.decode_tgt([h.tokens for h in hyps]) == expected
+
+
+def test_decode_deploy_targets_int8_and_ctranslate2(explore_runs, tmp_path):
+    """--decode-deploy: the checkpoint decoded in int8 and, a Transformer, through CTranslate2
+    (float32, int8), each with speed, output tokens/s, length and BLEU; an RNN has int8 only."""
+    pytest.importorskip("ctranslate2")
+    from nmt.bench.decode import _time_target, deploy_targets
+
+    data = explore_runs.parent / "data"
+    test = SimpleNamespace(
+        src_text=(data / "test.src").read_text().splitlines()[:10],
+        tgt_text=(data / "test.tgt").read_text().splitlines()[:10],
+    )
+    args = SimpleNamespace(precision="fp32", decode_batch=4, work=str(tmp_path))
+    targets = deploy_targets(str(explore_runs / "model=transformer"), args, test, 10)
+    assert set(targets) == {"int8", "ct2", "ct2_int8"}
+    out: dict = {}
+    for label, target in targets.items():
+        hyps = _time_target(target, "cpu", f"{label}_", out)
+        assert len(hyps) == 10
+        for key in ("greedy", "beam5"):
+            assert out[f"{label}_{key}_sents_per_s"] > 0 and 0 <= out[f"{label}_{key}_bleu"] <= 100
+            assert out[f"{label}_{key}_tokens_per_s"] > 0
+    assert (tmp_path / "ctranslate2" / "model.bin").is_file()
+    rnn = deploy_targets(str(explore_runs / "attention=luong_general"), args, test, 10)
+    assert set(rnn) == {"int8"}

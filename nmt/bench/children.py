@@ -38,6 +38,8 @@ def forwarded(args: argparse.Namespace) -> list[str]:
         out += ["--set", item]
     for item in args.decode_ckpt:
         out += ["--decode-ckpt", item]
+    if args.decode_deploy:
+        out.append("--decode-deploy")
     return out
 
 

@@ -62,6 +62,12 @@ def _add_decode_args(p: argparse.ArgumentParser) -> None:
         metavar="NAME=PATH",
         help="decode this trained run/checkpoint for workload NAME",
     )
+    p.add_argument(
+        "--decode-deploy",
+        action="store_true",
+        help="with --decode-ckpt: also decode it in int8 and, for a Transformer, with "
+        "CTranslate2 (float32 and int8); bench.json gets int8_*, ct2_*, ct2_int8_* fields",
+    )
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:

@@ -33,19 +33,50 @@ def _n_sentences(args: argparse.Namespace, test: Any) -> int:
     return n if args.decode_sents is None else min(args.decode_sents, n)
 
 
-def checkpoint_target(path: str, args: argparse.Namespace, device: Any, test: Any, k: int):
-    """The trained model at `path` (a run folder or a checkpoint) as a DecodeTarget."""
+def checkpoint_target(
+    path: str,
+    args: argparse.Namespace,
+    device: Any,
+    test: Any,
+    k: int,
+    quantize: str | None = None,
+    engine: str = "torch",
+):
+    """The trained model at `path` (a run folder or a checkpoint; for engine "ctranslate2" an
+    exported folder) as a DecodeTarget, decoded by nmt (`quantize`: int8) or CTranslate2."""
     from nmt.checkpoint import resolve_checkpoint
     from nmt.translate import Translator
 
-    ckpt = resolve_checkpoint(path)
-    tr = Translator(ckpt, str(device), args.precision)
+    ckpt = path if engine == "ctranslate2" else resolve_checkpoint(path)
+    precision = None if quantize or engine != "torch" else args.precision
+    tr = Translator(ckpt, str(device), precision, quantize=quantize, engine=engine)
     sources = tr.tokenizer.encode_src([tr.prepare(line) for line in test.src_text[:k]])
 
     def translate(src: list, beam: int) -> list:
         return tr.translate_ids(src, beam, args.decode_batch)
 
     return DecodeTarget(translate, sources, test.tgt_text[:k], tr.tokenizer, str(ckpt))
+
+
+def deploy_targets(path: str, args: argparse.Namespace, test: Any, k: int) -> dict:
+    """`--decode-deploy`: the same checkpoint decoded in int8 and, for a Transformer, exported
+    to CTranslate2 (into the scratch folder) and decoded there in float32 and int8."""
+    from nmt.checkpoint import load_checkpoint, resolve_checkpoint
+    from nmt.config import TransformerConfig, to_dataclass
+
+    targets = {"int8": checkpoint_target(path, args, "cpu", test, k, quantize="int8")}
+    ckpt = resolve_checkpoint(path)
+    if isinstance(to_dataclass(load_checkpoint(ckpt)["config"]).model, TransformerConfig):
+        from pathlib import Path
+
+        from nmt.ct2 import export_ctranslate2
+
+        folder = export_ctranslate2(ckpt, Path(args.work) / "ctranslate2", force=True)
+        for label, q in (("ct2", None), ("ct2_int8", "int8")):
+            targets[label] = checkpoint_target(
+                str(folder), args, "cpu", test, k, quantize=q, engine="ctranslate2"
+            )
+    return targets
 
 
 def decode_target(args: argparse.Namespace, trainer: Any, name: str) -> DecodeTarget:
@@ -65,25 +96,47 @@ def decode_target(args: argparse.Namespace, trainer: Any, name: str) -> DecodeTa
 
 
 def run_decode(args: argparse.Namespace, trainer: Any, name: str) -> dict[str, Any]:
-    """bench.json's decoding fields: speed, hypothesis length and BLEU, greedy and beam 5."""
-    from nmt.metrics import corpus_scores
-
+    """bench.json's decoding fields: speed, hypothesis length and BLEU, greedy and beam 5;
+    with `--decode-deploy` also for int8 and CTranslate2 (`deploy_targets`)."""
     target = decode_target(args, trainer, name)
     sources = target.sources
     out: dict[str, Any] = {"decode_sents": len(sources), "decode_model": target.origin}
     if not sources:
         return out
+    greedy = _time_target(target, trainer.device, "", out)
+    out["src_len_mean"] = round(sum(len(s) for s in sources) / len(sources), 2)
+    ckpts = dict(item.split("=", 1) for item in args.decode_ckpt)
+    if getattr(args, "decode_deploy", False) and name in ckpts:
+        test = trainer.data.test
+        for label, other in deploy_targets(ckpts[name], args, test, len(sources)).items():
+            hyps = _time_target(other, "cpu", f"{label}_", out)
+            same = sum(a.tokens == b.tokens for a, b in zip(greedy, hyps)) / len(greedy)
+            out[f"{label}_greedy_same_lines"] = round(same, 4)  # share equal to nmt's greedy
+    return out
+
+
+def _time_target(target: DecodeTarget, device: Any, prefix: str, out: dict) -> list:
+    """Greedy and beam-5 decoding of the target's sources, timed, into `out` (keys with
+    `prefix`): seconds, sentences/s, output tokens/s, mean length, BLEU. Returns the greedy
+    hypotheses."""
+    from nmt.metrics import corpus_scores
+
+    sources = target.sources
     target.translate(sources[: min(8, len(sources))], 1)  # one-time initialisation, not timed
+    greedy: list = []
     for label, beam in (("greedy", 1), ("beam5", 5)):
-        sync(trainer.device)
+        sync(device)
         tick = time.perf_counter()
         hyps = target.translate(sources, beam)
-        sync(trainer.device)
+        sync(device)
         seconds = time.perf_counter() - tick
-        out[f"{label}_s"] = round(seconds, 3)
-        out[f"{label}_sents_per_s"] = round(len(sources) / seconds, 2)
-        out[f"{label}_hyp_len_mean"] = round(sum(len(h.tokens) for h in hyps) / len(hyps), 2)
+        key = prefix + label
+        tokens = sum(len(h.tokens) for h in hyps)
+        out[f"{key}_s"] = round(seconds, 3)
+        out[f"{key}_sents_per_s"] = round(len(sources) / seconds, 2)
+        out[f"{key}_tokens_per_s"] = round(tokens / seconds, 1)  # output pieces, EOS excluded
+        out[f"{key}_hyp_len_mean"] = round(tokens / len(hyps), 2)
         text = target.tokenizer.decode_tgt([h.tokens for h in hyps])
-        out[f"{label}_bleu"] = round(corpus_scores(text, target.references)["bleu"], 2)
-    out["src_len_mean"] = round(sum(len(s) for s in sources) / len(sources), 2)
-    return out
+        out[f"{key}_bleu"] = round(corpus_scores(text, target.references)["bleu"], 2)
+        greedy = hyps if beam == 1 else greedy
+    return greedy

@@ -20,6 +20,12 @@ soft mechanism's own weights), to show the gap between them. The returned weight
 rows wherever a single position is read, so heatmaps, statistics (positions read = 1) and
 nmt-align see exactly what the model read.
 
+Training can mix in soft steps: `attention.soft_mix` is the probability that a step reads the
+expectation instead of a sample (Xu et al. 2015, sec. 4.1, use 0.5), and with
+`attention.soft_mix_anneal` = f that probability falls linearly to 0 over the first f of the
+training budget (the trainer calls `set_progress`): a soft-to-hard curriculum whose second part
+trains the model exactly as it is used, one position per step.
+
 Local-p weights carry the Gaussian of Luong 2015 eq. 10 and do not sum to 1; hard attention
 samples from them renormalised.
 """
