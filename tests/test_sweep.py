@@ -78,7 +78,9 @@ def test_hard_preset_adds_both_estimators_beside_the_cpu_soft_runs():
     assert hard.hydra.sweep.dir == cpu.hydra.sweep.dir
     assert hard.trainer == cpu.trainer and hard.data == cpu.data
     cfg = compose(["+sweep=hard", "+variant=local_m", "attention.hard=gumbel"])
-    assert cfg["attention"]["hard"] == "gumbel"
+    assert cfg["attention"]["hard"] == "gumbel" and cfg["attention"]["type"] == "local_m"
+    # the soft-to-hard curriculum survives the variant's attention group
+    assert (cfg["attention"]["soft_mix"], cfg["attention"]["soft_mix_anneal"]) == (1.0, 0.5)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
