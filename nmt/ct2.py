@@ -159,23 +159,27 @@ class CTranslate2Model:
         """One Hypothesis per source (ids without EOS); `vocab` maps ids to the pieces the
         exported vocabulary uses."""
         index = {p: i for i, p in enumerate(vocab)}
-        tokens = [[vocab[i] for i in ids] for ids in sources]
         lens = torch.tensor([len(ids) + 1 for ids in sources])  # + EOS, as nmt counts
         limits = max_lengths(lens, max_len_a, max_len_b).tolist() if sources else []
-        results = self.translator.translate_batch(
-            tokens,
-            beam_size=beam,
-            length_penalty=length_penalty,
-            max_decoding_length=max(limits, default=1),
-            max_batch_size=batch_size,
-            return_scores=True,
-            suppress_sequences=[["<pad>"], ["<s>"]],  # never generated, as in nmt.decoding
-        )
-        hyps = []
-        for result, limit in zip(results, limits):
-            ids = [index.get(p, UNK) for p in result.hypotheses[0]][: limit - 1]  # nmt's limit
-            hyps.append(Hypothesis(ids, float(result.scores[0]) if result.scores else 0.0, None))
-        return hyps
+        # length-sorted batches, each with its own length limit (CTranslate2 takes one per call,
+        # and a batch runs until its longest hypothesis stops), as nmt.decoding.decode_corpus
+        order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+        hyps: list[Hypothesis | None] = [None] * len(sources)
+        for start in range(0, len(order), max(1, batch_size)):
+            chunk = order[start : start + max(1, batch_size)]
+            results = self.translator.translate_batch(
+                [[vocab[i] for i in sources[k]] for k in chunk],
+                beam_size=beam,
+                length_penalty=length_penalty,
+                max_decoding_length=max(limits[k] for k in chunk),
+                return_scores=True,
+                suppress_sequences=[["<pad>"], ["<s>"]],  # never generated, as in nmt.decoding
+            )
+            for k, result in zip(chunk, results):
+                ids = [index.get(p, UNK) for p in result.hypotheses[0]][: limits[k] - 1]
+                score = float(result.scores[0]) if result.scores else 0.0
+                hyps[k] = Hypothesis(ids, score, None)
+        return hyps  # type: ignore[return-value]
 
 
 def read_export(folder: str | Path) -> dict:
