@@ -11,7 +11,7 @@ from nmt.cli import run_main
 from nmt.data.corpus import DataError, read_lines
 from nmt.files import atomic_write_text
 from nmt.metrics import bleu_by_length, corpus_scores
-from nmt.translate import Translator, add_decode_arguments
+from nmt.translate import add_decode_arguments, translator_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,14 +39,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise DataError(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}")
     if not src:
         raise DataError(f"{args.src}: no sentences to evaluate (empty file)")
-    translator = Translator(
-        args.checkpoint,
-        args.device,
-        args.precision,
-        args.hard_inference,
-        args.quantize,
-        args.engine,
-    )
+    translator = translator_from_args(args)
     tick = time.perf_counter()
     hyps, _ = translator.translate(
         src, args.beam, args.batch_size, length_penalty=args.length_penalty

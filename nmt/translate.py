@@ -381,6 +381,18 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def translator_from_args(args: argparse.Namespace) -> Translator:
+    """The Translator `args.checkpoint` and the `add_decode_arguments` options describe."""
+    return Translator(
+        args.checkpoint,
+        args.device,
+        args.precision,
+        args.hard_inference,
+        args.quantize,
+        args.engine,
+    )
+
+
 def check_attention_choice(cfg: Config, layer: int, head: int | None) -> None:
     """Reject a --layer/--head the model does not have (RNN attention has neither)."""
     if not isinstance(cfg.model, TransformerConfig):
@@ -405,14 +417,7 @@ def _open_output(path: str | None) -> TextIO:
 def _run(args: argparse.Namespace) -> None:
     if args.input and not Path(args.input).is_file():
         raise FileNotFoundError(f"{args.input}: no such input file")
-    translator = Translator(
-        args.checkpoint,
-        args.device,
-        args.precision,
-        args.hard_inference,
-        args.quantize,
-        args.engine,
-    )
+    translator = translator_from_args(args)
     check_attention_choice(translator.cfg, args.layer, args.head)
     name = args.input or "<stdin>"
     with contextlib.ExitStack() as stack:

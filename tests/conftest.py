@@ -127,3 +127,21 @@ def explore_runs(tmp_path_factory) -> Path:
     train_run(root / "attention=luong_general", tmp, attention="luong_general")
     train_run(root / "model=transformer", tmp, **TF_SIZES)
     return root
+
+
+def cut_and_resume(cfg, folder: Path, at: int = 10) -> None:
+    """Train `cfg` into `folder`, stopped as if Ctrl-C arrived during step `at`, then resumed
+    from its last.pt to the end (the reliability tests compare its losses with a whole run)."""
+    import signal
+
+    from nmt.trainer import Trainer
+
+    cut = Trainer(cfg, folder)
+
+    def stop_during_step(module, inputs, output):
+        if cut.model.training and cut.progress.step == at - 1:
+            cut._handle_signal(signal.SIGINT, None)
+
+    cut.model.register_forward_hook(stop_during_step)
+    assert cut.fit()["steps"] == at
+    Trainer(cfg, folder).fit()  # resumes from folder/checkpoints/last.pt

@@ -4,7 +4,6 @@ estimators' gradients, the baseline, inference (argmax / soft), beam search and 
 from __future__ import annotations
 
 import json
-import signal
 
 import pytest
 import torch
@@ -240,14 +239,13 @@ def test_hard_run_end_to_end_resumes_exactly_and_aligns(tmp_path, capsys):
     position read per step), heatmaps, nmt-align on its checkpoint (at most one link per target word);
     cut at step 10 and resumed it gives the same losses bit for bit (the baseline and the
     sampling RNG are restored)."""
-    from conftest import compose, tiny_overrides
+    from conftest import compose, cut_and_resume, tiny_overrides
     from test_align import _reverse_gold
 
     from nmt.align import main as align_main
     from nmt.config import to_dataclass
     from nmt.evaluate import main as evaluate_main
     from nmt.pipeline import run as run_pipeline
-    from nmt.trainer import Trainer
 
     over = {"attention": "luong_general", "attention.hard": "reinforce", "trainer.max_steps": "20"}
     over |= {"trainer.threads": "1", "trainer.validate_every": "10"}
@@ -255,16 +253,7 @@ def test_hard_run_end_to_end_resumes_exactly_and_aligns(tmp_path, capsys):
     try:
         composed = compose(tiny_overrides(tmp_path, **over))
         run_pipeline(composed, tmp_path / "whole")  # train, test decode, heatmaps, metrics
-        cfg = to_dataclass(composed)
-        cut = Trainer(cfg, tmp_path / "cut")
-
-        def stop_in_step_10(module, inputs, output):  # as if Ctrl-C arrived during step 10
-            if cut.model.training and cut.progress.step == 9:
-                cut._handle_signal(signal.SIGINT, None)
-
-        cut.model.register_forward_hook(stop_in_step_10)
-        assert cut.fit()["steps"] == 10
-        Trainer(cfg, tmp_path / "cut").fit()  # resumes from cut/checkpoints/last.pt
+        cut_and_resume(to_dataclass(composed), tmp_path / "cut")
     finally:
         torch.set_num_threads(threads)
     whole, cut_records = _records(tmp_path / "whole"), _records(tmp_path / "cut")

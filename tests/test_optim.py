@@ -4,12 +4,11 @@ exactly when the budget runs out, and a resumed run continues with the same lear
 from __future__ import annotations
 
 import json
-import signal
 from dataclasses import replace
 
 import pytest
 import torch
-from conftest import compose, tiny_overrides
+from conftest import compose, cut_and_resume, tiny_overrides
 
 from nmt.config import ConfigError, TrainerConfig, to_dataclass
 from nmt.optim import BudgetSchedule, budget_lr, budget_used
@@ -103,15 +102,7 @@ def test_budget_run_reaches_the_floor_and_resumes_bit_exactly(tmp_path):
     try:
         cfg = to_dataclass(compose(tiny_overrides(tmp_path, **BUDGET)))
         Trainer(cfg, tmp_path / "whole").fit()
-        cut = Trainer(cfg, tmp_path / "cut")
-
-        def stop_in_step_10(module, inputs, output):  # as if Ctrl-C arrived during step 10
-            if cut.model.training and cut.progress.step == 9:
-                cut._handle_signal(signal.SIGINT, None)
-
-        cut.model.register_forward_hook(stop_in_step_10)
-        assert cut.fit()["steps"] == 10
-        Trainer(cfg, tmp_path / "cut").fit()  # resumes from cut/checkpoints/last.pt
+        cut_and_resume(cfg, tmp_path / "cut")
     finally:
         torch.set_num_threads(threads)
     whole, cut_records = _records(tmp_path / "whole"), _records(tmp_path / "cut")
