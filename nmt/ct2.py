@@ -136,9 +136,14 @@ class CTranslate2Model:
     """An exported folder loaded in `ctranslate2.Translator`; decodes source ids like
     `nmt.decoding.decode_corpus` (no attention weights)."""
 
-    def __init__(self, folder: str | Path, quantize: str | None = None, threads: int = 0):
+    def __init__(
+        self, folder: str | Path, vocab: list[str], quantize: str | None = None, threads: int = 0
+    ):
+        """`vocab`: the target pieces by id, as `vocabulary` gives them (outputs map back)."""
         import ctranslate2
 
+        self.vocab = vocab
+        self.index = {p: i for i, p in enumerate(vocab)}
         self.translator = ctranslate2.Translator(
             str(folder),
             device="cpu",
@@ -154,11 +159,9 @@ class CTranslate2Model:
         max_len_a: float,
         max_len_b: int,
         batch_size: int,
-        vocab: list[str],
     ) -> list[Hypothesis]:
-        """One Hypothesis per source (ids without EOS); `vocab` maps ids to the pieces the
-        exported vocabulary uses."""
-        index = {p: i for i, p in enumerate(vocab)}
+        """One Hypothesis per source (ids without EOS)."""
+        vocab, index = self.vocab, self.index
         lens = torch.tensor([len(ids) + 1 for ids in sources])  # + EOS, as nmt counts
         limits = max_lengths(lens, max_len_a, max_len_b).tolist() if sources else []
         # length-sorted batches, each with its own length limit (CTranslate2 takes one per call,

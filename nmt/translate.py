@@ -23,6 +23,7 @@ from nmt.data.text import normalize
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding import Hypothesis, decode_corpus
 from nmt.models import build_model, reduce_attention, source_limit
+from nmt.models.hard_attention import HARD_INFERENCE
 from nmt.models.quantize import QUANTIZE, quantize_int8
 from nmt.runtime import autocast, pick_device, resolve_precision
 
@@ -101,7 +102,7 @@ class Translator:
         self.max_src_len = limit if limit is not None else 4 * self.cfg.data.max_len
 
     def _init_ctranslate2(self, folder, device, precision, hard_inference, quantize) -> None:
-        from nmt.ct2 import CTranslate2Model, read_export
+        from nmt.ct2 import CTranslate2Model, read_export, vocabulary
 
         if device not in ("cpu", "auto") or precision == "bf16" or hard_inference:
             raise ConfigError(
@@ -114,7 +115,7 @@ class Translator:
         self.quantize = quantize
         self.device = pick_device("cpu", "--device")
         self.precision = resolve_precision("fp32", self.device, "--precision")
-        self.model = CTranslate2Model(folder, quantize)
+        self.model = CTranslate2Model(folder, vocabulary(self.tokenizer.tgt), quantize)
         self.max_src_len = source_limit(self.cfg)
 
     def prepare(self, line: str) -> str:
@@ -140,8 +141,6 @@ class Translator:
         if self.engine == "ctranslate2":
             if need_attention:
                 raise ConfigError("attention weights need --engine torch (CTranslate2 has none)")
-            from nmt.ct2 import vocabulary
-
             return self.model.translate_ids(
                 [list(ids)[: self.max_src_len] for ids in sources],
                 beam or d.beam,
@@ -149,7 +148,6 @@ class Translator:
                 d.max_len_a,
                 d.max_len_b,
                 batch_size or d.batch_size,
-                vocabulary(self.tokenizer.tgt),
             )
         with autocast(self.device, self.precision):
             return decode_corpus(
@@ -354,7 +352,7 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hard-inference",
         default=None,
-        choices=["argmax", "soft"],
+        choices=list(HARD_INFERENCE),
         help="hard-attention models: read the argmax position or the soft expectation "
         "(default: the checkpoint's attention.hard_inference)",
     )

@@ -100,10 +100,6 @@ class HardAttention(nn.Module):
     def query(self) -> str:
         return self.inner.query  # the decoder layout is the mechanism's
 
-    @property
-    def normalizer(self) -> str:
-        return self.inner.normalizer
-
     def project_keys(self, keys: Tensor) -> Tensor:
         return self.inner.project_keys(keys)
 
