@@ -46,11 +46,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py $(ARGS)
 
-# make sweep [SWEEP=cpu|gpu] [ARGS="seed=1,2,3 ..."]: conf/sweep/$(SWEEP).yaml, then the report (also
-# when a run failed, so that the failure is listed); re-running skips the runs that finished.
+# make sweep [SWEEP=cpu|cpu3|gpu|hard|sparse] [ARGS="seed=1,2,3 ..."]: conf/sweep/$(SWEEP).yaml, then
+# the report of its folder (also when a run failed, so that the failure is listed); re-running
+# skips the runs that finished. hard and sparse write beside the cpu preset's soft runs.
+SWEEP_DIR = multirun/sweep-$(if $(filter hard sparse,$(SWEEP)),cpu,$(or $(SWEEP),cpu))
 sweep: $(STAMP)
 	$(BIN)/nmt-train -m +sweep=$(or $(SWEEP),cpu) $(ARGS); status=$$?; \
-	$(BIN)/nmt-report multirun/sweep-$(or $(SWEEP),cpu) && exit $$status
+	$(BIN)/nmt-report $(SWEEP_DIR) && exit $$status
 
 # make align [ARGS="+variant=luong_general,transformer ..."]: conf/sweep/align.yaml (both directions,
 # unguided and guided), then the AER table (methods chosen on gold lines 1-100, reported on

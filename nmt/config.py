@@ -177,6 +177,8 @@ class DecodeConfig:
     length_penalty: float = 1.0  # GNMT-style alpha; 0 = none
     max_len_a: float = 1.5  # max target length = a * source length + b
     max_len_b: int = 10
+    min_len: int = 0  # no EOS before this many output tokens (min = max_len: fixed length)
+    max_len: int | None = None  # at most this many output tokens (and a * S + b)
     batch_size: int = 64  # sentences per decoding batch
 
 
@@ -332,3 +334,14 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"decode.{key}={getattr(dec, key)} must be >= 1")
     if dec.max_len_a <= 0 and dec.max_len_b <= 0:
         raise ConfigError("decode.max_len_a and decode.max_len_b cannot both be <= 0")
+    check_output_lengths(dec.min_len, dec.max_len, "decode.min_len", "decode.max_len")
+
+
+def check_output_lengths(min_len: int, max_len: int | None, min_key: str, max_key: str) -> None:
+    """Refuse output length limits no output can meet (keys name them: the config's or flags)."""
+    if min_len < 0:
+        raise ConfigError(f"{min_key}={min_len} must be >= 0")
+    if max_len is not None and max_len < 1:
+        raise ConfigError(f"{max_key}={max_len} must be >= 1")
+    if max_len is not None and min_len > max_len:
+        raise ConfigError(f"{min_key}={min_len} is above {max_key}={max_len}")

@@ -24,7 +24,7 @@ import torch
 from nmt.checkpoint import load_checkpoint, save_checkpoint
 from nmt.config import ConfigError, TransformerConfig, to_dataclass
 from nmt.data.tokenizer import Tokenizer
-from nmt.decoding import Hypothesis, max_lengths
+from nmt.decoding import Hypothesis, Lengths
 from nmt.models.transformer import sinusoid_table
 from nmt.vocab import BOS, EOS, PAD, UNK
 
@@ -156,14 +156,13 @@ class CTranslate2Model:
         sources: list[list[int]],
         beam: int,
         length_penalty: float,
-        max_len_a: float,
-        max_len_b: int,
+        lengths: Lengths,
         batch_size: int,
     ) -> list[Hypothesis]:
         """One Hypothesis per source (ids without EOS)."""
         vocab, index = self.vocab, self.index
         lens = torch.tensor([len(ids) + 1 for ids in sources])  # + EOS, as nmt counts
-        limits = max_lengths(lens, max_len_a, max_len_b).tolist() if sources else []
+        limits = lengths.limits(lens).tolist() if sources else []
         # length-sorted batches, each with its own length limit (CTranslate2 takes one per call,
         # and a batch runs until its longest hypothesis stops), as nmt.decoding.decode_corpus
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
@@ -175,6 +174,7 @@ class CTranslate2Model:
                 beam_size=beam,
                 length_penalty=length_penalty,
                 max_decoding_length=max(limits[k] for k in chunk),
+                min_decoding_length=lengths.min_len,
                 return_scores=True,
                 suppress_sequences=[["<pad>"], ["<s>"]],  # never generated, as in nmt.decoding
             )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from nmt.config import DecodeConfig
 from nmt.vocab import BOS, EOS, PAD
 
 
@@ -25,9 +26,33 @@ def _select(tensors: dict[str, Tensor], index: Tensor) -> dict[str, Tensor]:
     return {k: v.index_select(0, index) for k, v in tensors.items()}
 
 
-def max_lengths(src_lens: Tensor, a: float, b: int) -> Tensor:
-    """Longest allowed output per sentence: a * source length + b (source length without EOS)."""
-    return ((src_lens - 1).float() * a + b).long().clamp(min=1)
+@dataclass(frozen=True)
+class Lengths:
+    """Output length limits of a search (`decode.max_len_a/max_len_b/min_len/max_len`).
+
+    At most a * source length + b steps, EOS included (source length without its EOS), and, with
+    `max_len`, at most `max_len` tokens before EOS; EOS is not allowed before `min_len` tokens
+    (which raises the limit where it is lower). `min_len = max_len = N` makes every output
+    exactly N tokens: decoding speed then compares between models whatever their training
+    state (short-trained models stop early), as OpenNMT-py's `-min_length N -max_length N` and
+    JoeyNMT's `min_output_length`/`max_output_length` do.
+    """
+
+    a: float = 1.5
+    b: int = 10
+    min_len: int = 0
+    max_len: int | None = None
+
+    @classmethod
+    def of(cls, d: DecodeConfig) -> Lengths:
+        return cls(d.max_len_a, d.max_len_b, d.min_len, d.max_len)
+
+    def limits(self, src_lens: Tensor) -> Tensor:
+        """Steps allowed per sentence, EOS included: (B,) long."""
+        steps = ((src_lens - 1).float() * self.a + self.b).long()
+        if self.max_len is not None:
+            steps = steps.clamp(max=self.max_len + 1)
+        return steps.clamp(min=max(1, self.min_len + 1))
 
 
 def _length_penalty(length: int, alpha: float) -> float:
@@ -40,15 +65,14 @@ def greedy(
     model: nn.Module,
     src: Tensor,
     src_lens: Tensor,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
+    lengths: Lengths = Lengths(),
     need_attention: bool = False,
 ) -> list[Hypothesis]:
     """Pick the most probable token at every step."""
     B = src.size(0)
     memory = model.encode(src, src_lens)
     state = model.init_state(memory)
-    limit = max_lengths(src_lens, max_len_a, max_len_b)  # (B,)
+    limit = lengths.limits(src_lens)  # (B,)
     y = torch.full((B,), BOS, dtype=torch.long, device=src.device)
     tokens, scores = [], torch.zeros(B, device=src.device)
     weights = []
@@ -56,6 +80,8 @@ def greedy(
     for t in range(int(limit.max())):
         log_probs, att, state = model.decode_step(y, state, memory, t, need_attention)  # (B, V)
         log_probs[:, PAD] = log_probs[:, BOS] = float("-inf")
+        if t < lengths.min_len:
+            log_probs[:, EOS] = float("-inf")
         force_eos = (t + 1 >= limit)[:, None]  # (B, 1) at the length limit only EOS is allowed
         eos_only = torch.full_like(log_probs, float("-inf"))
         eos_only[:, EOS] = 0.0
@@ -92,8 +118,7 @@ def beam_search(
     src_lens: Tensor,
     beam: int = 5,
     length_penalty: float = 1.0,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
+    lengths: Lengths = Lengths(),
     need_attention: bool = False,
 ) -> list[Hypothesis]:
     """Batched beam search: all live hypotheses of a batch in one tensor; finished sentences leave."""
@@ -102,7 +127,7 @@ def beam_search(
     flat = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,)
     memory = _select(memory, flat)
     state = model.init_state(memory)
-    limit = max_lengths(src_lens, max_len_a, max_len_b)  # (B,)
+    limit = lengths.limits(src_lens)  # (B,)
     # scores (n, K): only the first beam is live at t=0
     scores = torch.full((B, K), float("-inf"), device=device)
     scores[:, 0] = 0.0
@@ -116,6 +141,8 @@ def beam_search(
         n = len(active)
         log_probs, att, state = model.decode_step(y, state, memory, t, need_attention)  # (n*K, V)
         log_probs[:, PAD] = log_probs[:, BOS] = float("-inf")
+        if t < lengths.min_len:
+            log_probs[:, EOS] = float("-inf")
         V = log_probs.size(-1)
         lim = limit[active]  # (n,)
         at_limit = (t + 1 >= lim).repeat_interleave(K)  # (n*K,)
@@ -182,16 +209,13 @@ def decode(
     src_lens: Tensor,
     beam: int,
     length_penalty: float,
-    max_len_a: float,
-    max_len_b: int,
+    lengths: Lengths,
     need_attention: bool = False,
 ) -> list[Hypothesis]:
     """Greedy when beam == 1, else beam search."""
     if beam == 1:
-        return greedy(model, src, src_lens, max_len_a, max_len_b, need_attention)
-    return beam_search(
-        model, src, src_lens, beam, length_penalty, max_len_a, max_len_b, need_attention
-    )
+        return greedy(model, src, src_lens, lengths, need_attention)
+    return beam_search(model, src, src_lens, beam, length_penalty, lengths, need_attention)
 
 
 @torch.no_grad()
@@ -200,8 +224,7 @@ def decode_corpus(
     sources: list,
     beam: int,
     length_penalty: float,
-    max_len_a: float,
-    max_len_b: int,
+    lengths: Lengths,
     batch_size: int,
     device: torch.device | str = "cpu",
     need_attention: bool = False,
@@ -226,8 +249,7 @@ def decode_corpus(
             batch.src_lens.to(device),
             beam,
             length_penalty,
-            max_len_a,
-            max_len_b,
+            lengths,
             need_attention,
         )
         for i, h in zip(idx.tolist(), hyps):

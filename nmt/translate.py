@@ -18,10 +18,17 @@ from typing import TextIO
 
 from nmt.checkpoint import CheckpointError, load_checkpoint
 from nmt.cli import run_main
-from nmt.config import Config, ConfigError, RNNConfig, TransformerConfig, to_dataclass
+from nmt.config import (
+    Config,
+    ConfigError,
+    RNNConfig,
+    TransformerConfig,
+    check_output_lengths,
+    to_dataclass,
+)
 from nmt.data.text import normalize
 from nmt.data.tokenizer import Tokenizer
-from nmt.decoding import Hypothesis, decode_corpus
+from nmt.decoding import Hypothesis, Lengths, decode_corpus
 from nmt.models import build_model, reduce_attention, source_limit
 from nmt.models.hard_attention import HARD_INFERENCE
 from nmt.models.quantize import QUANTIZE, quantize_int8
@@ -118,6 +125,16 @@ class Translator:
         self.model = CTranslate2Model(folder, vocabulary(self.tokenizer.tgt), quantize)
         self.max_src_len = source_limit(self.cfg)
 
+    def limit_output(self, min_len: int | None = None, max_len: int | None = None) -> None:
+        """Override the checkpoint's `decode.min_len` / `decode.max_len` (output tokens, EOS not
+        counted; `nmt.decoding.Lengths`); None keeps the checkpoint's. ConfigError if no output
+        can meet them."""
+        d = self.cfg.decode
+        low = d.min_len if min_len is None else min_len
+        high = d.max_len if max_len is None else max_len
+        check_output_lengths(low, high, "--min-len", "--max-len")
+        d.min_len, d.max_len = low, high
+
     def prepare(self, line: str) -> str:
         """The text the model sees for one input line (`data.lowercase` / `data.tokenize` applied)."""
         return normalize(line, self.cfg.data.lowercase, self.cfg.data.tokenize)
@@ -145,8 +162,7 @@ class Translator:
                 [list(ids)[: self.max_src_len] for ids in sources],
                 beam or d.beam,
                 d.length_penalty if length_penalty is None else length_penalty,
-                d.max_len_a,
-                d.max_len_b,
+                Lengths.of(d),
                 batch_size or d.batch_size,
             )
         with autocast(self.device, self.precision):
@@ -155,8 +171,7 @@ class Translator:
                 sources,
                 beam or d.beam,
                 d.length_penalty if length_penalty is None else length_penalty,
-                d.max_len_a,
-                d.max_len_b,
+                Lengths.of(d),
                 batch_size or d.batch_size,
                 self.device,
                 need_attention,
@@ -369,6 +384,21 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
         help="ctranslate2: CHECKPOINT is a folder written by `nmt-export --format ctranslate2` "
         "(Transformer only; float32, or int8 with --quantize int8)",
     )
+    parser.add_argument(
+        "--min-len",
+        type=int,
+        default=None,
+        help="no end of sentence before this many output tokens (subword pieces); "
+        "default: the checkpoint's decode.min_len (0)",
+    )
+    parser.add_argument(
+        "--max-len",
+        type=int,
+        default=None,
+        help="at most this many output tokens (besides the checkpoint's decode.max_len_a * "
+        "source length + max_len_b, which --min-len raises); --min-len N --max-len N: every "
+        "output exactly N tokens, for speed comparisons at equal output length",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument(
         "--precision",
@@ -381,7 +411,7 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
 
 def translator_from_args(args: argparse.Namespace) -> Translator:
     """The Translator `args.checkpoint` and the `add_decode_arguments` options describe."""
-    return Translator(
+    translator = Translator(
         args.checkpoint,
         args.device,
         args.precision,
@@ -389,6 +419,8 @@ def translator_from_args(args: argparse.Namespace) -> Translator:
         args.quantize,
         args.engine,
     )
+    translator.limit_output(args.min_len, args.max_len)
+    return translator
 
 
 def check_attention_choice(cfg: Config, layer: int, head: int | None) -> None:

@@ -12,7 +12,7 @@ from torch import nn
 from nmt.config import Config
 from nmt.data import DataBundle
 from nmt.data.batching import Batch, TokenBatchSampler, collate
-from nmt.decoding import Hypothesis, decode_corpus
+from nmt.decoding import Hypothesis, Lengths, decode_corpus
 from nmt.metrics import corpus_scores
 from nmt.models import reduce_attention, source_limit
 from nmt.runtime import Precision, autocast
@@ -44,8 +44,7 @@ class DevSet:
                 sources,
                 beam,
                 d.length_penalty,
-                d.max_len_a,
-                d.max_len_b,
+                Lengths.of(d),
                 d.batch_size,
                 self.device,
                 need_attention,

@@ -205,6 +205,7 @@ def test_tiny_bench_run_writes_json(tmp_path):
         "--workloads", "rnn_bahdanau",
         "--steps", "2", "--warmup", "1", "--threads", "1",
         "--decode-sents", "4",
+        "--min-len", "3", "--max-len", "3",
         "--peak-size", "64",
         "--preprocess-repeats", "1,3",
         "--spm-train-lines", "200",
@@ -228,7 +229,10 @@ def test_tiny_bench_run_writes_json(tmp_path):
     ):
         assert r[key] > 0, key
     assert r["decode_sents"] == 4 and r["steps"] == 2 and r["threads"] == 1
+    assert r["greedy_hyp_len_mean"] == r["beam5_hyp_len_mean"] == 3  # --min-len 3 --max-len 3
+    assert "every output 3 tokens" in proc.stdout
     m = report["meta"]
+    assert m["decode_min_len"] == m["decode_max_len"] == 3
     assert m["torch"] == torch.__version__ and m["cpu"]
     # --precision auto: bf16 exactly where the CPU has native bf16 matmuls
     bf16_cpu = bool({"avx512_bf16", "amx_bf16"} & set(m["cpu_flags"]))
@@ -273,7 +277,7 @@ def test_checkpoint_decoding_is_the_translators(trained_run):
     refs = (trained_run.parent / "data" / "test.tgt").read_text().splitlines()[:6]
     translator = Translator(trained_run / "checkpoints" / "best.pt", precision="fp32")  # as args
     batch = translator.cfg.decode.batch_size
-    args = SimpleNamespace(precision="fp32", decode_batch=batch)
+    args = SimpleNamespace(precision="fp32", decode_batch=batch, min_len=0, max_len=None)
     test = SimpleNamespace(src_text=lines, tgt_text=refs)
     target = checkpoint_target(str(trained_run), args, torch.device("cpu"), test, 5)
     assert target.origin == str(trained_run / "checkpoints" / "best.pt")
@@ -285,7 +289,8 @@ def test_checkpoint_decoding_is_the_translators(trained_run):
 
 def test_decode_deploy_targets_int8_and_ctranslate2(explore_runs, tmp_path):
     """--decode-deploy: the checkpoint decoded in int8 and, a Transformer, through CTranslate2
-    (float32, int8), each with speed, output tokens/s, length and BLEU; an RNN has int8 only."""
+    (float32, int8), each with speed, output tokens/s, length and BLEU; an RNN has int8 only.
+    --min-len 5 --max-len 5 holds for every engine (CTranslate2's own length options)."""
     pytest.importorskip("ctranslate2")
     from nmt.bench.decode import _time_target, deploy_targets
 
@@ -294,7 +299,9 @@ def test_decode_deploy_targets_int8_and_ctranslate2(explore_runs, tmp_path):
         src_text=(data / "test.src").read_text().splitlines()[:10],
         tgt_text=(data / "test.tgt").read_text().splitlines()[:10],
     )
-    args = SimpleNamespace(precision="fp32", decode_batch=4, work=str(tmp_path))
+    args = SimpleNamespace(
+        precision="fp32", decode_batch=4, work=str(tmp_path), min_len=5, max_len=5
+    )
     targets = deploy_targets(str(explore_runs / "model=transformer"), args, test, 10)
     assert set(targets) == {"int8", "ct2", "ct2_int8"}
     out: dict = {}
@@ -304,6 +311,7 @@ def test_decode_deploy_targets_int8_and_ctranslate2(explore_runs, tmp_path):
         for key in ("greedy", "beam5"):
             assert out[f"{label}_{key}_sents_per_s"] > 0 and 0 <= out[f"{label}_{key}_bleu"] <= 100
             assert out[f"{label}_{key}_tokens_per_s"] > 0
+            assert out[f"{label}_{key}_hyp_len_mean"] == 5
     assert (tmp_path / "ctranslate2" / "model.bin").is_file()
     rnn = deploy_targets(str(explore_runs / "attention=luong_general"), args, test, 10)
     assert set(rnn) == {"int8"}

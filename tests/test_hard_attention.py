@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from nmt.config import AttentionConfig, ConfigError, RNNConfig
 from nmt.data.batching import collate
-from nmt.decoding import beam_search
+from nmt.decoding import Lengths, beam_search
 from nmt.loss import batch_loss, reinforce_loss
 from nmt.models.hard_attention import HardAttention
 from nmt.models.mechanisms import MECHANISMS, build_attention, mechanism
@@ -203,7 +203,9 @@ def test_beam_search_with_hard_attention(estimator):
     """Beam search decodes with hard attention: every kept attention row is one-hot."""
     model = tiny("bahdanau", estimator).eval()
     batch = a_batch()
-    hyps = beam_search(model, batch.src, batch.src_lens, beam=3, max_len_b=5, need_attention=True)
+    hyps = beam_search(
+        model, batch.src, batch.src_lens, beam=3, lengths=Lengths(b=5), need_attention=True
+    )
     for h in hyps:
         assert h.attention is not None and h.attention.shape[0] >= 1
         assert torch.equal(h.attention.sum(-1), torch.ones(h.attention.shape[0]))

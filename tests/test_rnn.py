@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from nmt.config import AttentionConfig, RNNConfig
-from nmt.decoding import beam_search, greedy
+from nmt.decoding import Lengths, beam_search, greedy
 from nmt.loss import reinforce_loss
 from nmt.models.hard_attention import HardAttention
 from nmt.models.mechanisms import MECHANISMS
@@ -119,7 +119,7 @@ def test_learns_synthetic_task(att, task, normalizer, hard):
     Every mechanism with every normaliser (attention.normalizer) and hard attention."""
     model = train_task(att, task, normalizer=normalizer, hard=hard)
     src, lens, _, _, outs = make_batch(200, task, torch.Generator().manual_seed(123))
-    hyps = greedy(model, src, lens, max_len_a=1.0, max_len_b=2, need_attention=True)
+    hyps = greedy(model, src, lens, Lengths(a=1.0, b=2), need_attention=True)
     exact = sum(h.tokens == o.tolist() for h, o in zip(hyps, outs)) / len(outs)
     assert exact >= 0.95, f"{att} ({normalizer}, hard={hard}) on {task}: exact match {exact:.2%}"
     if task == "copy":

@@ -28,10 +28,13 @@ def forwarded(args: argparse.Namespace) -> list[str]:
         "--seed", str(args.seed),
         "--work", str(args.work),
         "--decode-batch", str(args.decode_batch),
+        "--min-len", str(args.min_len),
         "--spm-train-lines", str(args.spm_train_lines),
     ]  # fmt: skip
     if args.decode_sents is not None:
         out += ["--decode-sents", str(args.decode_sents)]
+    if args.max_len is not None:
+        out += ["--max-len", str(args.max_len)]
     if args.data_root:
         out += ["--data-root", args.data_root]
     for item in args.set:

@@ -22,7 +22,7 @@ from nmt.bench.preprocess import run_one_preprocess, run_preprocess
 from nmt.bench.system import auto_precision, bench_device, matmul_peak, meta
 from nmt.bench.table import print_table
 from nmt.bench.workload import all_workloads, prepare_shared_data, run_one, workload_overrides
-from nmt.config import DecodeConfig
+from nmt.config import ConfigError, DecodeConfig, check_output_lengths
 
 
 # --- arguments -----------------------------------------------------------------------------------
@@ -61,6 +61,19 @@ def _add_decode_args(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=PATH",
         help="decode this trained run/checkpoint for workload NAME",
+    )
+    p.add_argument(
+        "--min-len",
+        type=int,
+        default=0,
+        help="decode.min_len: no end of sentence before this many output tokens",
+    )
+    p.add_argument(
+        "--max-len",
+        type=int,
+        default=None,
+        help="decode.max_len: at most this many output tokens; --min-len N --max-len N decodes "
+        "exactly N tokens per sentence, as the peers' FIXED_LEN=N (../shared/bench-peers)",
     )
     p.add_argument(
         "--decode-deploy",
@@ -176,6 +189,10 @@ def main(argv: list[str]) -> int:
         write_result(args.result, run_one(args) if args.one else run_one_preprocess(args))
         return 0
 
+    try:
+        check_output_lengths(args.min_len, args.max_len, "--min-len", "--max-len")
+    except ConfigError as err:
+        raise SystemExit(f"bench: {err}") from None
     workloads = args.workloads or ",".join(all_workloads())
     names = [] if args.preprocess else [n.strip() for n in workloads.split(",") if n.strip()]
     if args.precision == "auto":

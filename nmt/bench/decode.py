@@ -50,6 +50,7 @@ def checkpoint_target(
     ckpt = path if engine == "ctranslate2" else resolve_checkpoint(path)
     precision = None if quantize or engine != "torch" else args.precision
     tr = Translator(ckpt, str(device), precision, quantize=quantize, engine=engine)
+    tr.limit_output(args.min_len, args.max_len)
     sources = tr.tokenizer.encode_src([tr.prepare(line) for line in test.src_text[:k]])
 
     def translate(src: list, beam: int) -> list:

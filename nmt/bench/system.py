@@ -122,6 +122,8 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
         "steps": args.steps,
         "warmup": args.warmup,
         "decode_sents": args.decode_sents,
+        "decode_min_len": args.min_len,  # output tokens, EOS not counted
+        "decode_max_len": args.max_len,
         "overrides": args.set,
         "tokens": "non-padding tokens, EOS included (source + EOS; target + EOS)",
     }

@@ -7,6 +7,16 @@ from typing import Any
 NAN = float("nan")
 
 
+def _lengths(m: dict[str, Any]) -> str:
+    """The output length control of the decode, if any (--min-len/--max-len)."""
+    low, high = m.get("decode_min_len") or 0, m.get("decode_max_len")
+    if low and low == high:
+        return f", every output {low} tokens"
+    return (f", at least {low} tokens" if low else "") + (
+        f", at most {high} tokens" if high is not None else ""
+    )
+
+
 def _print_workloads(rows: list[dict[str, Any]], m: dict[str, Any]) -> None:
     head = f"{'workload':<22}{'params':>10}{'src tok/s':>11}{'tgt tok/s':>11}{'greedy s/s':>12}{'beam5 s/s':>11}{'RSS MB':>9}{'GFLOP/tok':>11}{'MFU':>8}"
     print("\n" + head + "\n" + "-" * len(head))
@@ -21,7 +31,9 @@ def _print_workloads(rows: list[dict[str, Any]], m: dict[str, Any]) -> None:
     print(
         f"({m['precision']}, {m['threads']} threads, {m['cpu']}, torch {m['torch']}; "
         f"{m['steps']} timed steps after {m['warmup']}; decode on {rows[0].get('decode_sents')} "
-        f"test2016 sentences from {rows[0].get('decode_model')}; matmul peak "
+        f"test2016 sentences from {rows[0].get('decode_model')}"
+        + _lengths(m)
+        + "; matmul peak "
         + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in m.get("matmul_peak_flops", {}).items())
         + ")"
     )

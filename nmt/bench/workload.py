@@ -88,6 +88,8 @@ def workload_overrides(name: str, args: argparse.Namespace) -> list[str]:
         f"trainer.precision={args.precision}",
         f"trainer.device={args.device}",
         f"decode.batch_size={args.decode_batch}",
+        f"decode.min_len={args.min_len}",
+        f"decode.max_len={'null' if args.max_len is None else args.max_len}",
         f"seed={args.seed}",
     ]
     if args.data_root:
