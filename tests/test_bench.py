@@ -27,10 +27,11 @@ TINY = {
 
 
 def _args(**kw) -> SimpleNamespace:
-    base = dict(
-        threads=1, precision="fp32", device="cpu", seed=1, data_root=None, set=[], decode_batch=64
-    )
-    base.update(kw)
+    """The benchmark's own defaults (every option), one thread, fp32, with `kw` applied."""
+    from nmt.bench.cli import parse
+
+    base = vars(parse(["--threads", "1", "--precision", "fp32", "--device", "cpu"]))
+    base.update(data_root=None, **kw)
     return SimpleNamespace(**base)
 
 
