@@ -6,6 +6,7 @@ output token (EOS excluded), following the surviving hypotheses under beam searc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -67,8 +68,10 @@ def greedy(
     src_lens: Tensor,
     lengths: Lengths = Lengths(),
     need_attention: bool = False,
+    vocab: Tensor | None = None,
 ) -> list[Hypothesis]:
-    """Pick the most probable token at every step."""
+    """Pick the most probable token at every step (among the ids `vocab` (M,) if given: a
+    shortlist, `nmt.shortlist`; it holds the specials at their own ids)."""
     B = src.size(0)
     memory = model.encode(src, src_lens)
     state = model.init_state(memory)
@@ -78,7 +81,7 @@ def greedy(
     weights = []
     done = torch.zeros(B, dtype=torch.bool, device=src.device)
     for t in range(int(limit.max())):
-        log_probs, att, state = model.decode_step(y, state, memory, t, need_attention)  # (B, V)
+        log_probs, att, state = model.decode_step(y, state, memory, t, need_attention, vocab)
         log_probs[:, PAD] = log_probs[:, BOS] = float("-inf")
         if t < lengths.min_len:
             log_probs[:, EOS] = float("-inf")
@@ -87,6 +90,8 @@ def greedy(
         eos_only[:, EOS] = 0.0
         log_probs = torch.where(force_eos, log_probs + eos_only, log_probs)
         lp, y = log_probs.max(dim=-1)  # (B,)
+        if vocab is not None:
+            y = vocab[y]
         scores += torch.where(done, torch.zeros_like(lp), lp)
         y = y.masked_fill(done, PAD)
         tokens.append(y)
@@ -120,8 +125,10 @@ def beam_search(
     length_penalty: float = 1.0,
     lengths: Lengths = Lengths(),
     need_attention: bool = False,
+    vocab: Tensor | None = None,
 ) -> list[Hypothesis]:
-    """Batched beam search: all live hypotheses of a batch in one tensor; finished sentences leave."""
+    """Batched beam search: all live hypotheses of a batch in one tensor; finished sentences leave.
+    With `vocab` (M,), a shortlist, only those ids are scored."""
     B, K, device = src.size(0), beam, src.device
     memory = model.encode(src, src_lens)
     flat = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,)
@@ -139,7 +146,7 @@ def beam_search(
 
     for t in range(int(limit.max())):
         n = len(active)
-        log_probs, att, state = model.decode_step(y, state, memory, t, need_attention)  # (n*K, V)
+        log_probs, att, state = model.decode_step(y, state, memory, t, need_attention, vocab)
         log_probs[:, PAD] = log_probs[:, BOS] = float("-inf")
         if t < lengths.min_len:
             log_probs[:, EOS] = float("-inf")
@@ -153,6 +160,8 @@ def beam_search(
         cand = (scores.view(n, K, 1) + log_probs.view(n, K, V)).view(n, K * V)  # (n, K*V)
         top_scores, top_idx = cand.topk(2 * K, dim=-1)  # (n, 2K)
         origin, token = top_idx // V, top_idx % V  # (n, 2K)
+        if vocab is not None:
+            token = vocab[token]
         is_eos = (token == EOS) & torch.isfinite(top_scores)
         if att is not None:
             att_history = (
@@ -211,11 +220,12 @@ def decode(
     length_penalty: float,
     lengths: Lengths,
     need_attention: bool = False,
+    vocab: Tensor | None = None,
 ) -> list[Hypothesis]:
     """Greedy when beam == 1, else beam search."""
     if beam == 1:
-        return greedy(model, src, src_lens, lengths, need_attention)
-    return beam_search(model, src, src_lens, beam, length_penalty, lengths, need_attention)
+        return greedy(model, src, src_lens, lengths, need_attention, vocab)
+    return beam_search(model, src, src_lens, beam, length_penalty, lengths, need_attention, vocab)
 
 
 @torch.no_grad()
@@ -229,9 +239,12 @@ def decode_corpus(
     device: torch.device | str = "cpu",
     need_attention: bool = False,
     max_src_len: int | None = None,
+    vocab_for: Callable[[Tensor], Tensor] | None = None,
 ) -> list[Hypothesis]:
     """Decode token-id sequences (no EOS) in length-sorted batches; results in input order.
-    Sources longer than `max_src_len` tokens are truncated to it."""
+    Sources longer than `max_src_len` tokens are truncated to it. With `vocab_for` (a
+    shortlist's `vocab`, nmt.shortlist), each batch is decoded over the target ids
+    `vocab_for(src)` (M,) its sources select."""
     import numpy as np
 
     from nmt.data.batching import collate
@@ -243,14 +256,17 @@ def decode_corpus(
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = collate([sources[i] for i in idx], None, idx)
+        src = batch.src.to(device)
+        vocab = None if vocab_for is None else vocab_for(src)
         hyps = decode(
             model,
-            batch.src.to(device),
+            src,
             batch.src_lens.to(device),
             beam,
             length_penalty,
             lengths,
             need_attention,
+            vocab,
         )
         for i, h in zip(idx.tolist(), hyps):
             out[i] = h

@@ -33,6 +33,7 @@ from nmt.models import build_model, reduce_attention, source_limit
 from nmt.models.hard_attention import HARD_INFERENCE
 from nmt.models.quantize import QUANTIZE, quantize_int8
 from nmt.runtime import autocast, pick_device, resolve_precision
+from nmt.shortlist import Shortlist, tokenizer_digest
 
 ENGINES = ("torch", "ctranslate2")  # --engine: nmt's own decoder, or CTranslate2 (nmt.ct2)
 
@@ -107,6 +108,7 @@ class Translator:
             self.model = quantize_int8(self.model)
         limit = source_limit(self.cfg)
         self.max_src_len = limit if limit is not None else 4 * self.cfg.data.max_len
+        self.shortlist: Shortlist | None = None
 
     def _init_ctranslate2(self, folder, device, precision, hard_inference, quantize) -> None:
         from nmt.ct2 import CTranslate2Model, read_export, vocabulary
@@ -124,6 +126,7 @@ class Translator:
         self.precision = resolve_precision("fp32", self.device, "--precision")
         self.model = CTranslate2Model(folder, vocabulary(self.tokenizer.tgt), quantize)
         self.max_src_len = source_limit(self.cfg)
+        self.shortlist = None
 
     def limit_output(self, min_len: int | None = None, max_len: int | None = None) -> None:
         """Override the checkpoint's `decode.min_len` / `decode.max_len` (output tokens, EOS not
@@ -134,6 +137,21 @@ class Translator:
         high = d.max_len if max_len is None else max_len
         check_output_lengths(low, high, "--min-len", "--max-len")
         d.min_len, d.max_len = low, high
+
+    def use_shortlist(self, path: str | Path | None) -> None:
+        """Decode over a vocabulary shortlist (`nmt-shortlist`, nmt.shortlist) from now on;
+        ConfigError if it belongs to another model or the decoder cannot use one."""
+        if path is None:
+            return
+        if self.engine != "torch" or self.quantize:
+            raise ConfigError(
+                f"--shortlist {path}: works with the float model only (--engine torch, no "
+                "--quantize): an int8 or CTranslate2 output layer has no rows to pick"
+            )
+        shortlist = Shortlist.load(path)
+        digest = tokenizer_digest(self.tokenizer.to_dict())
+        shortlist.check(self.tokenizer.tgt_vocab_size, digest, f"--shortlist {path}")
+        self.shortlist = shortlist
 
     def prepare(self, line: str) -> str:
         """The text the model sees for one input line (`data.lowercase` / `data.tokenize` applied)."""
@@ -176,6 +194,7 @@ class Translator:
                 self.device,
                 need_attention,
                 self.max_src_len,
+                None if self.shortlist is None else self.shortlist.vocab,
             )
 
     def translate(
@@ -399,6 +418,12 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
         "source length + max_len_b, which --min-len raises); --min-len N --max-len N: every "
         "output exactly N tokens, for speed comparisons at equal output length",
     )
+    parser.add_argument(
+        "--shortlist",
+        default=None,
+        help="a vocabulary shortlist from `nmt-shortlist RUN` (RUN/shortlist.npz): score only "
+        "the target pieces the batch's source pieces select (faster; output may differ)",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument(
         "--precision",
@@ -420,6 +445,7 @@ def translator_from_args(args: argparse.Namespace) -> Translator:
         args.engine,
     )
     translator.limit_output(args.min_len, args.max_len)
+    translator.use_shortlist(args.shortlist)
     return translator
 
 

@@ -78,8 +78,10 @@ def _add_decode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--decode-deploy",
         action="store_true",
-        help="with --decode-ckpt: also decode it in int8 and, for a Transformer, with "
-        "CTranslate2 (float32 and int8); bench.json gets int8_*, ct2_*, ct2_int8_* fields",
+        help="with --decode-ckpt: also decode it in int8, over its vocabulary shortlist "
+        "(RUN/shortlist.npz, built if missing: nmt-shortlist) and, for a Transformer, with "
+        "CTranslate2 (float32 and int8); bench.json gets int8_*, shortlist_*, ct2_*, ct2_int8_* "
+        "fields",
     )
 
 

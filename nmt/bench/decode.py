@@ -41,9 +41,11 @@ def checkpoint_target(
     k: int,
     quantize: str | None = None,
     engine: str = "torch",
+    shortlist: Any = None,
 ):
     """The trained model at `path` (a run folder or a checkpoint; for engine "ctranslate2" an
-    exported folder) as a DecodeTarget, decoded by nmt (`quantize`: int8) or CTranslate2."""
+    exported folder) as a DecodeTarget, decoded by nmt (`quantize`: int8; `shortlist`: over a
+    vocabulary shortlist file) or CTranslate2."""
     from nmt.checkpoint import resolve_checkpoint
     from nmt.translate import Translator
 
@@ -51,6 +53,7 @@ def checkpoint_target(
     precision = None if quantize or engine != "torch" else args.precision
     tr = Translator(ckpt, str(device), precision, quantize=quantize, engine=engine)
     tr.limit_output(args.min_len, args.max_len)
+    tr.use_shortlist(shortlist)
     sources = tr.tokenizer.encode_src([tr.prepare(line) for line in test.src_text[:k]])
 
     def translate(src: list, beam: int) -> list:
@@ -60,16 +63,27 @@ def checkpoint_target(
 
 
 def deploy_targets(path: str, args: argparse.Namespace, test: Any, k: int) -> dict:
-    """`--decode-deploy`: the same checkpoint decoded in int8 and, for a Transformer, exported
-    to CTranslate2 (into the scratch folder) and decoded there in float32 and int8."""
+    """`--decode-deploy`: the same checkpoint decoded in int8, over its vocabulary shortlist
+    (the run's shortlist.npz, or one `nmt.shortlist` builds into the scratch folder) and, for a
+    Transformer, exported to CTranslate2 (into the scratch folder) and decoded there in float32
+    and int8."""
+    import hashlib
+    import logging
+    from pathlib import Path
+
     from nmt.checkpoint import load_checkpoint, resolve_checkpoint
     from nmt.config import TransformerConfig, to_dataclass
+    from nmt.shortlist import run_folder, shortlist_for_run
 
     targets = {"int8": checkpoint_target(path, args, "cpu", test, k, quantize="int8")}
     ckpt = resolve_checkpoint(path)
+    listed = run_folder(ckpt) / "shortlist.npz"
+    if not listed.is_file():
+        log = logging.getLogger("nmt.bench")
+        name = hashlib.sha1(str(ckpt.resolve()).encode()).hexdigest()[:12]
+        listed = shortlist_for_run(ckpt, log).save(Path(args.work) / f"shortlist-{name}.npz")
+    targets["shortlist"] = checkpoint_target(path, args, "cpu", test, k, shortlist=listed)
     if isinstance(to_dataclass(load_checkpoint(ckpt)["config"]).model, TransformerConfig):
-        from pathlib import Path
-
         from nmt.ct2 import export_ctranslate2
 
         folder = export_ctranslate2(ckpt, Path(args.work) / "ctranslate2", force=True)

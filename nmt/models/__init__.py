@@ -4,8 +4,9 @@
         -> (logits (B,T,V), attention (B,T,*E,S) or None)       # teacher forcing
     encode(src, src_lens) -> memory: dict[str, Tensor]           # every tensor batch-first
     init_state(memory) -> state: dict[str, Tensor]               # every tensor batch-first
-    decode_step(y_prev (N,), state, memory, step, need_attention=False)
+    decode_step(y_prev (N,), state, memory, step, need_attention=False, vocab=None)
         -> (log_probs (N,V) float32, attention (N,*E,S) or None, new_state)
+        # vocab (M,) ids (a shortlist, nmt.shortlist): log-probs over those ids only, (N, M)
 
 `step` is the 0-based position of `y_prev` in the target (0 for BOS). Beam search reorders
 hypotheses by `index_select(0, idx)` on every tensor of `memory` and `state`, so batch must be

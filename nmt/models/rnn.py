@@ -23,6 +23,7 @@ from nmt.config import AttentionConfig, RNNConfig
 from nmt.models.dropout import Dropout
 from nmt.models.hard_attention import HardAttention
 from nmt.models.mechanisms import build_attention
+from nmt.models.output import vocab_logits
 from nmt.runtime import fused_rnn
 from nmt.vocab import PAD
 
@@ -306,6 +307,7 @@ class RNNSeq2Seq(nn.Module):
         memory: dict[str, Tensor],
         step: int,
         need_attention: bool = False,
+        vocab: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
         emb, gates_emb = self.decoder.embed_gates(y_prev[:, None])  # (N, 1, E), (N, 1, 4H)
         emb, gates_emb = emb[:, 0], gates_emb[:, 0]
@@ -314,5 +316,6 @@ class RNNSeq2Seq(nn.Module):
             emb, gates_emb, state, memory, step, cell_weights
         )
         h_tilde = self.decoder.output_vector(out, context, emb)  # (N, H)
-        log_probs = torch.log_softmax(self.decoder.output(h_tilde).float(), dim=-1)  # (N, V)
+        logits = vocab_logits(self.decoder.output, h_tilde, vocab)  # (N, V) or (N, M)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
         return log_probs, (weights.float() if need_attention else None), state

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from nmt.config import TransformerConfig
 from nmt.models import dropout as drop
+from nmt.models.output import vocab_logits
 
 # Padding id, as in nmt.data.tokenizer (PAD=0, UNK=1, BOS=2, EOS=3); kept local so the model
 # does not depend on the data package.
@@ -367,12 +368,13 @@ class Transformer(nn.Module):
         memory: dict[str, Tensor],
         step: int,
         need_attention: bool = False,
+        vocab: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
         """One incremental step: y_prev (N,) at position `step` (0 = BOS) -> log-probs of the
-        next token (N, V) float32, cross-attention (N, L, h, S) or None, the new state
+        next token (N, V) float32 (over the shortlist `vocab` (M,): (N, M)), cross-attention (N, L, h, S) or None, the new state
         (inputs are not modified)."""
         x, attention, new_state = self._decode(y_prev[:, None], step, memory, state, need_attention)
-        logits = self.generator(x[:, 0])  # (N, V)
+        logits = vocab_logits(self.generator, x[:, 0], vocab)  # (N, V) or (N, M)
         log_probs = F.log_softmax(logits.float(), dim=-1)  # (N, V) float32
         if attention is not None:
             attention = attention[:, 0]  # (N, L, h, S)
