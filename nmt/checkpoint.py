@@ -66,6 +66,14 @@ def _explain(path: Path, err: BaseException) -> CheckpointError:
     return CheckpointError(f"{path}: not a checkpoint, or a truncated one ({_detail(err)})")
 
 
+def run_folder(path: str | Path) -> Path:
+    """The run folder a checkpoint belongs to (RUN/checkpoints/X.pt -> RUN; a folder is itself)."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """`path` itself, or for a run folder its checkpoints/best.pt (or best.pt inside it)."""
     path = Path(path)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from nmt.config import DecodeConfig
-from nmt.vocab import BOS, EOS, PAD
+from nmt.vocab import BOS, EOS, N_SPECIAL, PAD
 
 
 @dataclass
@@ -223,6 +223,8 @@ def decode(
     vocab: Tensor | None = None,
 ) -> list[Hypothesis]:
     """Greedy when beam == 1, else beam search."""
+    if vocab is not None and vocab[:N_SPECIAL].tolist() != list(range(N_SPECIAL)):
+        raise ValueError("a shortlist must list the special ids first, at their own columns")
     if beam == 1:
         return greedy(model, src, src_lens, lengths, need_attention, vocab)
     return beam_search(model, src, src_lens, beam, length_penalty, lengths, need_attention, vocab)

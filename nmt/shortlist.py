@@ -16,7 +16,6 @@ nmt-evaluate and `make bench` decodes with it. Log-probabilities are normalised 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -27,23 +26,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nmt.config import ConfigError
-from nmt.vocab import EOS
+from nmt.checkpoint import run_folder
+from nmt.config import SYMMETRISATIONS, ConfigError
+from nmt.vocab import N_SPECIAL
 
 SHORTLIST_VERSION = 1
-N_SPECIAL = EOS + 1  # PAD, UNK, BOS, EOS: always in the list, at their own ids (columns)
-
-
-def tokenizer_digest(tokenizer_dict: dict) -> str:
-    """Which tokenizer a shortlist belongs to: a digest of its saved form (`Tokenizer.to_dict`)."""
-    h = hashlib.sha1(b"joint" if tokenizer_dict["joint"] else b"pair")
-    for side in ("src", "tgt"):
-        h.update(bytes(tokenizer_dict[side] or b""))
-    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class Shortlist:
+    """Per source piece its likeliest target pieces, and the most frequent target pieces, for
+    one model's vocabulary (`tokenizer`: `nmt.data.stream.tokenizer_digest` of its tokenizer).
+    The specials (ids below N_SPECIAL) are always listed, at their own ids: the search masks
+    PAD, BOS and EOS by column and needs them where they are."""
+
     frequent: np.ndarray  # (F,) int64: the F most frequent target pieces of the training text
     best: np.ndarray  # (V_src, K) int64: per source piece its K likeliest target pieces, -1 pads
     tgt_vocab: int
@@ -60,6 +56,7 @@ class Shortlist:
         return torch.from_numpy(np.unique(ids)).to(src.device)
 
     def check(self, tgt_vocab: int, tokenizer: str, name: str) -> None:
+        """ConfigError (naming `name`) unless the list was built for this vocabulary."""
         if tgt_vocab != self.tgt_vocab or tokenizer != self.tokenizer:
             raise ConfigError(
                 f"{name}: this shortlist was built for another model's vocabulary "
@@ -68,6 +65,7 @@ class Shortlist:
             )
 
     def save(self, path: str | Path) -> Path:
+        """Write it as .npz (atomically); `load` reads it back."""
         from nmt.files import atomic_write
 
         meta = {"version": SHORTLIST_VERSION, "tgt_vocab": self.tgt_vocab}
@@ -82,6 +80,7 @@ class Shortlist:
 
     @classmethod
     def load(cls, path: str | Path) -> Shortlist:
+        """The shortlist `save` wrote; ConfigError (one line naming the file) for anything else."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"--shortlist {path}: no such file (make one with nmt-shortlist)")
@@ -89,14 +88,18 @@ class Shortlist:
             with np.load(path) as z:
                 meta = json.loads(str(z["meta"]))
                 frequent, best = z["frequent"].astype(np.int64), z["best"].astype(np.int64)
-        except (OSError, ValueError, KeyError) as err:
+            version, tgt_vocab, digest = meta["version"], int(meta["tgt_vocab"]), meta["tokenizer"]
+        except Exception as err:  # a zip, .npy, pickle or JSON problem: all "not a shortlist"
             why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ConfigError(
                 f"--shortlist {path}: not a shortlist from nmt-shortlist ({why})"
             ) from None
-        if meta.get("version") != SHORTLIST_VERSION:
-            raise ConfigError(f"--shortlist {path}: version {meta.get('version')}, rebuild it")
-        return cls(frequent, best, int(meta["tgt_vocab"]), str(meta["tokenizer"]))
+        if version != SHORTLIST_VERSION:
+            raise ConfigError(f"--shortlist {path}: version {version}, rebuild it")
+        ids = np.concatenate([frequent, best.ravel()]) if best.ndim == 2 else None
+        if ids is None or frequent.ndim != 1 or (ids < -1).any() or (ids >= tgt_vocab).any():
+            raise ConfigError(f"--shortlist {path}: ids outside the {tgt_vocab}-piece vocabulary")
+        return cls(frequent, best, tgt_vocab, str(digest))
 
 
 def build_shortlist(
@@ -137,13 +140,6 @@ def build_shortlist(
     return Shortlist(top.astype(np.int64), table, tgt_vocab, tokenizer)
 
 
-def run_folder(checkpoint: Path) -> Path:
-    """The run folder of a checkpoint (RUN/checkpoints/X.pt -> RUN)."""
-    return (
-        checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    )
-
-
 def shortlist_for_run(
     path: str | Path,
     log: logging.Logger,
@@ -158,6 +154,7 @@ def shortlist_for_run(
     from nmt.config import to_dataclass
     from nmt.data.guided import training_links
     from nmt.data.prepare import prepare_data
+    from nmt.data.stream import tokenizer_digest
     from nmt.data.tokenizer import Tokenizer
 
     ckpt_path = resolve_checkpoint(path)
@@ -174,7 +171,7 @@ def shortlist_for_run(
         links,
         tokenizer.src_vocab_size,
         tokenizer.tgt_vocab_size,
-        tokenizer_digest(ckpt["tokenizer"]),
+        tokenizer_digest(tokenizer),
         frequent,
         best,
     )
@@ -192,19 +189,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", help="default: RUN/shortlist.npz")
     parser.add_argument("--frequent", type=int, default=100, help="most frequent target pieces")
     parser.add_argument("--best", type=int, default=10, help="best translations per source piece")
-    parser.add_argument("--symmetrise", default="grow-diag-final", help="eflomal's two directions")
+    parser.add_argument(
+        "--symmetrise",
+        default="grow-diag-final",
+        choices=list(SYMMETRISATIONS),
+        help="how eflomal's two directions are combined",
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
         from nmt.checkpoint import resolve_checkpoint
-        from nmt.config import SYMMETRISATIONS
 
-        for flag, value in (("--frequent", args.frequent), ("--best", args.best)):
-            if value < 0:
-                raise ConfigError(f"{flag} {value}: must be >= 0")
-        if args.symmetrise not in SYMMETRISATIONS:
-            choices = ", ".join(SYMMETRISATIONS)
-            raise ConfigError(f"--symmetrise {args.symmetrise}: one of {choices}")
+        if args.frequent < 0:
+            raise ConfigError(f"--frequent {args.frequent}: must be >= 0")
+        if args.best < 1:
+            raise ConfigError(f"--best {args.best}: must be >= 1")
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         log = logging.getLogger("nmt.shortlist")
         ckpt = resolve_checkpoint(args.run)

@@ -26,6 +26,7 @@ from nmt.config import (
     check_output_lengths,
     to_dataclass,
 )
+from nmt.data.stream import tokenizer_digest
 from nmt.data.text import normalize
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding import Hypothesis, Lengths, decode_corpus
@@ -33,7 +34,7 @@ from nmt.models import build_model, reduce_attention, source_limit
 from nmt.models.hard_attention import HARD_INFERENCE
 from nmt.models.quantize import QUANTIZE, quantize_int8
 from nmt.runtime import autocast, pick_device, resolve_precision
-from nmt.shortlist import Shortlist, tokenizer_digest
+from nmt.shortlist import Shortlist
 
 ENGINES = ("torch", "ctranslate2")  # --engine: nmt's own decoder, or CTranslate2 (nmt.ct2)
 
@@ -149,7 +150,7 @@ class Translator:
                 "--quantize): an int8 or CTranslate2 output layer has no rows to pick"
             )
         shortlist = Shortlist.load(path)
-        digest = tokenizer_digest(self.tokenizer.to_dict())
+        digest = tokenizer_digest(self.tokenizer)
         shortlist.check(self.tokenizer.tgt_vocab_size, digest, f"--shortlist {path}")
         self.shortlist = shortlist
 

@@ -5,4 +5,5 @@ decoder can rely on them without importing the data pipeline. This module import
 """
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
+N_SPECIAL = EOS + 1  # the ids below are the specials; a vocabulary shortlist keeps them in place
 EOS_PIECE = "</s>"  # the piece SentencePiece shows for EOS, e.g. the last attention column

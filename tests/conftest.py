@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,37 @@ def cut_and_resume(cfg, folder: Path, at: int = 10) -> None:
     cut.model.register_forward_hook(stop_during_step)
     assert cut.fit()["steps"] == at
     Trainer(cfg, folder).fit()  # resumes from folder/checkpoints/last.pt
+
+
+# --- a deterministic stand-in for eflomal (it has no seed option) ---------------------------
+class ReversalAligner:
+    """eflomal's interface; links word i to word n-1-i (forward) and the same plus one spurious
+    link (reverse), so the symmetrisation matters. Counts its calls."""
+
+    calls = 0
+
+    @classmethod
+    def module(cls) -> types.SimpleNamespace:
+        """A stand-in for the `eflomal` module."""
+        return types.SimpleNamespace(Aligner=cls)
+
+    def __init__(self, model: int = 3, n_samplers: int = 2) -> None:
+        pass
+
+    def align(self, src, tgt, links_filename_fwd, links_filename_rev, quiet=True) -> None:
+        ReversalAligner.calls += 1
+        fwd, rev = [], []
+        for s, t in zip(src, tgt):
+            n, m = len(s.split()), len(t.split())
+            links = [f"{i}-{m - 1 - i}" for i in range(min(n, m))]
+            fwd.append(" ".join(links))
+            rev.append(" ".join([*links, f"{n - 1}-{m - 1}"] if min(n, m) > 1 else links))
+        Path(links_filename_fwd).write_text("".join(x + "\n" for x in fwd))
+        Path(links_filename_rev).write_text("".join(x + "\n" for x in rev))
+
+
+@pytest.fixture
+def stand_in_eflomal(monkeypatch):
+    ReversalAligner.calls = 0
+    monkeypatch.setitem(sys.modules, "eflomal", ReversalAligner.module())
+    return ReversalAligner

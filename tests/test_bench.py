@@ -288,7 +288,7 @@ def test_checkpoint_decoding_is_the_translators(trained_run):
     assert target.tokenizer.decode_tgt([h.tokens for h in hyps]) == expected
 
 
-def test_decode_deploy_targets_int8_and_ctranslate2(explore_runs, tmp_path):
+def test_decode_deploy_targets_int8_and_ctranslate2(explore_runs, tmp_path, stand_in_eflomal):
     """--decode-deploy: the checkpoint decoded in int8, over a vocabulary shortlist (built into
     the scratch folder: the run has none) and, a Transformer, through CTranslate2 (float32,
     int8), each with speed, output tokens/s, length and BLEU; an RNN has no CTranslate2.

@@ -108,7 +108,7 @@ def test_ddp_matches_single_process(tmp_path, guided, monkeypatch):
     logger = logging.getLogger("test")
     data = prepare_data(cfg.data, tmp_path / "run", None, cfg.seed, logger)
     if guided:
-        from test_guided import ReversalAligner
+        from conftest import ReversalAligner
 
         monkeypatch.setitem(sys.modules, "eflomal", ReversalAligner.module())
         method = cfg.trainer.guided_alignment.symmetrise

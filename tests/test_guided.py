@@ -2,13 +2,12 @@
 the loss, and tiny runs on reversal where the true links are known (nmt.data.guided, nmt.loss).
 
 eflomal has no seed option, so the runs here use a deterministic stand-in aligner that returns
-the reversal's true links; the real eflomal is exercised in test_align_eflomal.py."""
+the reversal's true links (conftest's `stand_in_eflomal`); the real eflomal is exercised in
+test_align_eflomal.py."""
 
 from __future__ import annotations
 
 import logging
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -17,39 +16,6 @@ import torch
 from conftest import compose, tiny_overrides
 
 log = logging.getLogger("test")
-
-
-class ReversalAligner:
-    """eflomal's interface; links word i to word n-1-i (forward) and the same plus one spurious
-    link (reverse), so the symmetrisation matters. Counts its calls."""
-
-    calls = 0
-
-    @classmethod
-    def module(cls) -> types.SimpleNamespace:
-        """A stand-in for the `eflomal` module."""
-        return types.SimpleNamespace(Aligner=cls)
-
-    def __init__(self, model: int = 3, n_samplers: int = 2) -> None:
-        pass
-
-    def align(self, src, tgt, links_filename_fwd, links_filename_rev, quiet=True) -> None:
-        ReversalAligner.calls += 1
-        fwd, rev = [], []
-        for s, t in zip(src, tgt):
-            n, m = len(s.split()), len(t.split())
-            links = [f"{i}-{m - 1 - i}" for i in range(min(n, m))]
-            fwd.append(" ".join(links))
-            rev.append(" ".join([*links, f"{n - 1}-{m - 1}"] if min(n, m) > 1 else links))
-        Path(links_filename_fwd).write_text("".join(x + "\n" for x in fwd))
-        Path(links_filename_rev).write_text("".join(x + "\n" for x in rev))
-
-
-@pytest.fixture
-def stand_in_eflomal(monkeypatch):
-    ReversalAligner.calls = 0
-    monkeypatch.setitem(sys.modules, "eflomal", ReversalAligner.module())
-    return ReversalAligner
 
 
 def test_word_links_become_links_between_all_their_pieces():

@@ -78,12 +78,12 @@ def training_links(
     prefix = Path(folder) / f"links-{method}-{links_key(src, tgt, method)}"
     if all(p.is_file() for p in TokenArray.paths(prefix)):
         links = TokenArray.load(prefix)
-        log.info("guided alignment: reusing the eflomal links in %s", prefix)
+        log.info("eflomal links: reusing %s", prefix)
     else:
         links = _align_and_store(src, tgt, tokenizer, prefix, method, log)
     with_links = int((links.lengths > 0).sum())
     log.info(
-        "guided alignment: %d of %d training pairs have links (%d piece links, %s)",
+        "eflomal links: %d of %d training pairs have links (%d piece links, %s)",
         with_links,
         len(links),
         int(links.lengths.sum()) // 2,
@@ -100,7 +100,7 @@ def _align_and_store(
     method: str,
     log: logging.Logger,
 ) -> TokenArray:
-    log.info("guided alignment: running eflomal on %d training pairs (%s)", len(src), method)
+    log.info("eflomal links: running eflomal on %d training pairs (%s)", len(src), method)
     src_words, tgt_words, src_word_of, tgt_word_of = [], [], [], []
     for i in range(len(src)):
         s_text, s_of = _words(tokenizer.src_pieces_from_ids(src[i]))

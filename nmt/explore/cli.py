@@ -9,7 +9,7 @@ from pathlib import Path
 from nmt.align.common import AlignError
 from nmt.align.gold import read_talp
 from nmt.align.run import parse_lines
-from nmt.checkpoint import CheckpointError
+from nmt.checkpoint import CheckpointError, run_folder
 from nmt.config import ConfigError
 from nmt.data.corpus import read_lines
 from nmt.explore.data import DEFAULT_METHOD, System, explorer_data
@@ -63,11 +63,7 @@ def system_names(checkpoints: list[str], translators: list, names: str | None) -
         out = []
         for ckpt, tr in zip(checkpoints, translators):
             kind = "transformer" if tr.cfg.model.arch == "transformer" else tr.cfg.attention.type
-            p = Path(ckpt)
-            folder = (
-                p if p.is_dir() else p.parent.parent if p.parent.name == "checkpoints" else p.parent
-            )
-            out.append(f"{kind} ({folder.name or ckpt})")
+            out.append(f"{kind} ({run_folder(ckpt).name or ckpt})")
     for k, name in enumerate(out):  # unique names: the page keys systems by name
         if out.index(name) != k:
             out[k] = f"{name} #{k + 1}"

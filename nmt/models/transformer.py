@@ -371,11 +371,11 @@ class Transformer(nn.Module):
         vocab: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
         """One incremental step: y_prev (N,) at position `step` (0 = BOS) -> log-probs of the
-        next token (N, V) float32 (over the shortlist `vocab` (M,): (N, M)), cross-attention (N, L, h, S) or None, the new state
-        (inputs are not modified)."""
+        next token (N, V) float32 (over a shortlist `vocab` (M,): (N, M)), cross-attention
+        (N, L, h, S) or None, the new state (inputs are not modified)."""
         x, attention, new_state = self._decode(y_prev[:, None], step, memory, state, need_attention)
         logits = vocab_logits(self.generator, x[:, 0], vocab)  # (N, V) or (N, M)
-        log_probs = F.log_softmax(logits.float(), dim=-1)  # (N, V) float32
+        log_probs = F.log_softmax(logits.float(), dim=-1)  # float32
         if attention is not None:
             attention = attention[:, 0]  # (N, L, h, S)
         return log_probs, attention, new_state
