@@ -120,16 +120,14 @@ def build_shortlist(
     tgt_counts[:N_SPECIAL] = 0
     top = np.argsort(-tgt_counts, kind="stable")[:frequent]
     top = top[tgt_counts[top] > 0]
-    keys = []
-    for i in range(len(links)):
-        pairs = np.asarray(links[i], dtype=np.int64).reshape(-1, 2)
-        if len(pairs):
-            s_ids = np.asarray(src[i], dtype=np.int64)[pairs[:, 0]]
-            t_ids = np.asarray(tgt[i], dtype=np.int64)[pairs[:, 1]]
-            keys.append(s_ids * tgt_vocab + t_ids)
+    # every link at once: sentence k's link (i, j) reads src[k][i] and tgt[k][j]
+    pairs = np.asarray(links.data, dtype=np.int64).reshape(-1, 2)  # (L, 2) positions
+    sentence = np.repeat(np.arange(len(links)), links.lengths // 2)  # (L,)
+    s_ids = np.asarray(src.data, dtype=np.int64)[src.offsets[sentence] + pairs[:, 0]]
+    t_ids = np.asarray(tgt.data, dtype=np.int64)[tgt.offsets[sentence] + pairs[:, 1]]
     table = np.full((src_vocab, best), -1, dtype=np.int64)
-    if keys:
-        pair, count = np.unique(np.concatenate(keys), return_counts=True)
+    if len(pairs):
+        pair, count = np.unique(s_ids * tgt_vocab + t_ids, return_counts=True)
         s_of, t_of = pair // tgt_vocab, pair % tgt_vocab
         order = np.lexsort((t_of, -count, s_of))  # by source, then most links, then id
         s_sorted, t_sorted = s_of[order], t_of[order]
