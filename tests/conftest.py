@@ -181,3 +181,21 @@ def stand_in_eflomal(monkeypatch):
     ReversalAligner.calls = 0
     monkeypatch.setitem(sys.modules, "eflomal", ReversalAligner.module())
     return ReversalAligner
+
+
+# --- models shared by the search tests (test_decoding, test_shortlist) -----------------------
+@pytest.fixture(scope="session")
+def reversal_models():
+    """An RNN trained 60 steps on reversal (it stops on its own) and an untrained Transformer."""
+    from test_rnn import train_task
+    from test_transformer import make_model
+
+    return {"rnn": train_task("luong_general", "reverse", steps=60), "transformer": make_model()}
+
+
+def reversal_batch():
+    """24 reversal sources and their lengths, the same every call."""
+    from test_rnn import make_batch
+
+    src, lens, _, _, _ = make_batch(24, "reverse", torch.Generator().manual_seed(11))
+    return src, lens

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_rnn import make_batch, train_task
-from test_transformer import make_model
+from conftest import reversal_batch
 
 from nmt.config import ConfigError, DecodeConfig, check_output_lengths
 from nmt.decoding import Lengths, beam_search, greedy
@@ -15,38 +14,27 @@ from nmt.translate import Translator
 from nmt.translate import main as translate_main
 
 
-@pytest.fixture(scope="module")
-def models():
-    """An RNN trained 60 steps on reversal (it stops on its own) and an untrained Transformer."""
-    return {"rnn": train_task("luong_general", "reverse", steps=60), "transformer": make_model()}
-
-
-def _batch():
-    src, lens, _, _, _ = make_batch(24, "reverse", torch.Generator().manual_seed(11))
-    return src, lens
-
-
 @pytest.mark.parametrize("family", ["rnn", "transformer"])
 @pytest.mark.parametrize("n", [2, 7, 25])
-def test_min_equal_max_gives_exactly_n_tokens(models, family, n):
+def test_min_equal_max_gives_exactly_n_tokens(reversal_models, family, n):
     """min_len = max_len = N: every output has N tokens, greedy and beam, whether N is below,
     near or far above what the model would write (a * S + b is 13-22 steps here)."""
-    src, lens = _batch()
+    src, lens = reversal_batch()
     fixed = Lengths(min_len=n, max_len=n)
     for hyps in (
-        greedy(models[family], src, lens, fixed, need_attention=True),
-        beam_search(models[family], src, lens, beam=4, lengths=fixed, need_attention=True),
+        greedy(reversal_models[family], src, lens, fixed, need_attention=True),
+        beam_search(reversal_models[family], src, lens, beam=4, lengths=fixed, need_attention=True),
     ):
         assert [len(h.tokens) for h in hyps] == [n] * len(hyps)
         assert all(h.attention.shape[0] == n for h in hyps)  # one attention row per token
 
 
 @pytest.mark.parametrize("family", ["rnn", "transformer"])
-def test_greedy_limits_cut_or_extend_the_free_output_only_where_they_bind(models, family):
+def test_greedy_limits_cut_or_extend_the_free_output_only_where_they_bind(reversal_models, family):
     """Greedy is left to right, so a cap of k tokens gives the free output's first k tokens,
     and a minimum leaves outputs at least that long untouched and lengthens the others."""
-    src, lens = _batch()
-    model = models[family]
+    src, lens = reversal_batch()
+    model = reversal_models[family]
     free = [h.tokens for h in greedy(model, src, lens)]
     k = sorted(len(t) for t in free)[len(free) // 2]  # the median length: binds for half
     capped = [h.tokens for h in greedy(model, src, lens, Lengths(max_len=k))]

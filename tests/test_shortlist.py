@@ -7,25 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_rnn import make_batch, train_task
-from test_transformer import make_model
+from conftest import reversal_batch
 
 from nmt.data.arrays import TokenArray
 from nmt.decoding import beam_search, greedy
 from nmt.shortlist import N_SPECIAL, Shortlist, build_shortlist
 from nmt.translate import Translator
 from nmt.translate import main as translate_main
-
-
-@pytest.fixture(scope="module")
-def models():
-    """An RNN trained 60 steps on reversal and an untrained Transformer (as test_decoding's)."""
-    return {"rnn": train_task("luong_general", "reverse", steps=60), "transformer": make_model()}
-
-
-def _batch():
-    src, lens, _, _, _ = make_batch(24, "reverse", torch.Generator().manual_seed(11))
-    return src, lens
 
 
 def test_table_ranks_target_pieces_by_links_and_keeps_the_frequent_ones():
@@ -56,9 +44,9 @@ def test_vocab_holds_the_specials_the_frequent_and_the_sources_translations():
 
 
 @pytest.mark.parametrize("family", ["rnn", "transformer"])
-def test_a_list_of_every_id_is_the_full_search(models, family):
-    src, lens = _batch()
-    model = models[family]
+def test_a_list_of_every_id_is_the_full_search(reversal_models, family):
+    src, lens = reversal_batch()
+    model = reversal_models[family]
     every = torch.arange(model_vocab(model))
     for search in (
         lambda v: greedy(model, src, lens, need_attention=True, vocab=v),
@@ -72,13 +60,13 @@ def test_a_list_of_every_id_is_the_full_search(models, family):
 
 @pytest.mark.parametrize("family", ["rnn", "transformer"])
 def test_the_search_writes_only_listed_ids_and_keeps_greedy_output_inside_the_list(
-    models,
+    reversal_models,
     family,
 ):
     """Outputs use only the listed ids; greedy output whose tokens are all listed is unchanged
     (normalising over fewer ids does not move an argmax), one that is not changes."""
-    src, lens = _batch()
-    model = models[family]
+    src, lens = reversal_batch()
+    model = reversal_models[family]
     full = greedy(model, src, lens)
     used = sorted({t for h in full for t in h.tokens})
     assert len(used) >= 2  # so that half of them leaves greedy some word it needs
