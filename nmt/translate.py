@@ -50,15 +50,24 @@ class Translator:
         hard_inference: str | None = None,
         quantize: str | None = None,
         engine: str = "torch",
+        shortlist: str | Path | None = None,
     ):
         """`hard_inference` (argmax | soft) overrides the checkpoint's attention.hard_inference
         of a hard-attention model (nmt.models.hard_attention); ConfigError for a soft one.
         `quantize="int8"` decodes with int8 linear layers (nmt.models.quantize), CPU, fp32.
-        `engine="ctranslate2"`: `checkpoint` is a folder `nmt-export` wrote (nmt.ct2)."""
+        `engine="ctranslate2"`: `checkpoint` is a folder `nmt-export` wrote (nmt.ct2).
+        `shortlist`: decode over a vocabulary shortlist file (`nmt-shortlist`, nmt.shortlist);
+        ConfigError if it belongs to another model; with int8 the output layer stays float."""
         if engine not in ENGINES:
             raise ConfigError(f"--engine {engine}: one of {', '.join(ENGINES)}")
         self.engine = engine
+        self.shortlist: Shortlist | None = None
         if engine == "ctranslate2":
+            if shortlist is not None:
+                raise ConfigError(
+                    f"--shortlist {shortlist}: works with --engine torch only (CTranslate2 "
+                    "decodes with its own output layer)"
+                )
             self._init_ctranslate2(checkpoint, device, precision, hard_inference, quantize)
             return
         ckpt = load_checkpoint(checkpoint, require=("config", "tokenizer", "model"))
@@ -105,11 +114,14 @@ class Translator:
                 f"{checkpoint}: weights do not match the model ({_state_dict_problem(err)})"
             ) from None
         self.model.to(self.device).eval()
+        if shortlist is not None:
+            self.shortlist = Shortlist.load(shortlist)
+            digest = tokenizer_digest(self.tokenizer)
+            self.shortlist.check(self.tokenizer.tgt_vocab_size, digest, f"--shortlist {shortlist}")
         if quantize == "int8":
-            self.model = quantize_int8(self.model)
+            self.model = quantize_int8(self.model, keep_output=self.shortlist is not None)
         limit = source_limit(self.cfg)
         self.max_src_len = limit if limit is not None else 4 * self.cfg.data.max_len
-        self.shortlist: Shortlist | None = None
 
     def _init_ctranslate2(self, folder, device, precision, hard_inference, quantize) -> None:
         from nmt.ct2 import CTranslate2Model, read_export, vocabulary
@@ -127,7 +139,6 @@ class Translator:
         self.precision = resolve_precision("fp32", self.device, "--precision")
         self.model = CTranslate2Model(folder, vocabulary(self.tokenizer.tgt), quantize)
         self.max_src_len = source_limit(self.cfg)
-        self.shortlist = None
 
     def limit_output(self, min_len: int | None = None, max_len: int | None = None) -> None:
         """Override the checkpoint's `decode.min_len` / `decode.max_len` (output tokens, EOS not
@@ -138,21 +149,6 @@ class Translator:
         high = d.max_len if max_len is None else max_len
         check_output_lengths(low, high, "--min-len", "--max-len")
         d.min_len, d.max_len = low, high
-
-    def use_shortlist(self, path: str | Path | None) -> None:
-        """Decode over a vocabulary shortlist (`nmt-shortlist`, nmt.shortlist) from now on;
-        ConfigError if it belongs to another model or the decoder cannot use one."""
-        if path is None:
-            return
-        if self.engine != "torch" or self.quantize:
-            raise ConfigError(
-                f"--shortlist {path}: works with the float model only (--engine torch, no "
-                "--quantize): an int8 or CTranslate2 output layer has no rows to pick"
-            )
-        shortlist = Shortlist.load(path)
-        digest = tokenizer_digest(self.tokenizer)
-        shortlist.check(self.tokenizer.tgt_vocab_size, digest, f"--shortlist {path}")
-        self.shortlist = shortlist
 
     def prepare(self, line: str) -> str:
         """The text the model sees for one input line (`data.lowercase` / `data.tokenize` applied)."""
@@ -423,7 +419,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
         "--shortlist",
         default=None,
         help="a vocabulary shortlist from `nmt-shortlist RUN` (RUN/shortlist.npz): score only "
-        "the target pieces the batch's source pieces select (faster; output may differ)",
+        "the target pieces the batch's source pieces select (faster; output may differ); with "
+        "--quantize int8 the output layer stays float",
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument(
@@ -444,9 +441,9 @@ def translator_from_args(args: argparse.Namespace) -> Translator:
         args.hard_inference,
         args.quantize,
         args.engine,
+        args.shortlist,
     )
     translator.limit_output(args.min_len, args.max_len)
-    translator.use_shortlist(args.shortlist)
     return translator
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import reversal_batch
+from test_align import tiny_transformer_checkpoint
 
 from nmt.data.arrays import TokenArray
 from nmt.decoding import beam_search, greedy
@@ -136,7 +137,10 @@ def test_bad_shortlists_are_refused_in_one_line(trained_run, tmp_path, capsys):
         (["--shortlist", str(tmp_path / "array.npz")], "not a shortlist"),
         (["--shortlist", str(tmp_path / "bad_ids.npz")], "ids outside the 5-piece vocabulary"),
         (["--shortlist", str(tmp_path / "other.npz")], "another model's vocabulary"),
-        (["--shortlist", str(tmp_path / "other.npz"), "--quantize", "int8"], "float model only"),
+        (
+            ["--shortlist", str(tmp_path / "other.npz"), "--engine", "ctranslate2"],
+            "--engine torch only",
+        ),
     ):
         capsys.readouterr()
         assert translate_main([str(trained_run), "-i", str(inp), "-o", str(out), *extra]) == 2
@@ -154,3 +158,31 @@ def test_bad_shortlists_are_refused_in_one_line(trained_run, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_int8_with_a_shortlist_keeps_the_output_layer_float(trained_run, tmp_path, capsys):
+    """--quantize int8 --shortlist: every linear layer but the output projection is int8; a
+    shortlist of every piece reproduces that model's full search; a one-piece-per-source list
+    keeps to the batch's symbols and line alignment (both families)."""
+    from torch import nn
+    from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
+
+    from nmt.models.quantize import quantize_int8
+    from nmt.shortlist import main as shortlist_main
+
+    every, few = tmp_path / "every.npz", tmp_path / "few.npz"
+    assert shortlist_main([str(trained_run), "-o", str(every), "--frequent", "1000"]) == 0
+    assert shortlist_main([str(trained_run), "-o", str(few), "--frequent", "0", "--best", "1"]) == 0
+    lines = ["a3 a1 a4", "", "a5 a0 a2 a6 a7", "a2 a2 a0"]
+    for run in (trained_run, tiny_transformer_checkpoint(trained_run)):
+        tr = Translator(run, quantize="int8", shortlist=every)
+        assert type(tr.model.output_layer) is nn.Linear
+        linears = [m for m in tr.model.modules() if isinstance(m, (nn.Linear, QuantizedLinear))]
+        assert sum(isinstance(m, QuantizedLinear) for m in linears) == len(linears) - 1
+        ref = Translator(run, precision="fp32")
+        ref.model = quantize_int8(ref.model, keep_output=True)
+        for beam in (1, 3):
+            assert tr.translate(lines, beam)[0] == ref.translate(lines, beam)[0]
+        got = Translator(run, quantize="int8", shortlist=few).translate(lines, 3)[0]
+        assert len(got) == 4 and got[1] == ""
+        assert set(" ".join(got).split()) <= set(" ".join(lines).split())

@@ -79,9 +79,9 @@ def _add_decode_args(p: argparse.ArgumentParser) -> None:
         "--decode-deploy",
         action="store_true",
         help="with --decode-ckpt: also decode it in int8, over its vocabulary shortlist "
-        "(RUN/shortlist.npz, built if missing: nmt-shortlist) and, for a Transformer, with "
-        "CTranslate2 (float32 and int8); bench.json gets int8_*, shortlist_*, ct2_*, ct2_int8_* "
-        "fields",
+        "(RUN/shortlist.npz, built if missing: nmt-shortlist) in float and int8, and, for a "
+        "Transformer, with CTranslate2 (float32 and int8); bench.json gets int8_*, shortlist_*, "
+        "int8_shortlist_*, ct2_*, ct2_int8_* fields",
     )
 
 

@@ -51,9 +51,10 @@ def checkpoint_target(
 
     ckpt = path if engine == "ctranslate2" else resolve_checkpoint(path)
     precision = None if quantize or engine != "torch" else args.precision
-    tr = Translator(ckpt, str(device), precision, quantize=quantize, engine=engine)
+    tr = Translator(
+        ckpt, str(device), precision, quantize=quantize, engine=engine, shortlist=shortlist
+    )
     tr.limit_output(args.min_len, args.max_len)
-    tr.use_shortlist(shortlist)
     sources = tr.tokenizer.encode_src([tr.prepare(line) for line in test.src_text[:k]])
 
     def translate(src: list, beam: int) -> list:
@@ -64,7 +65,8 @@ def checkpoint_target(
 
 def deploy_targets(path: str, args: argparse.Namespace, test: Any, k: int) -> dict:
     """`--decode-deploy`: the same checkpoint decoded in int8, over its vocabulary shortlist
-    (the run's shortlist.npz, or one `nmt.shortlist` builds into the scratch folder) and, for a
+    (the run's shortlist.npz, or one `nmt.shortlist` builds into the scratch folder) in float
+    and in int8 (the output layer float), and, for a
     Transformer, exported to CTranslate2 (into the scratch folder) and decoded there in float32
     and int8."""
     import hashlib
@@ -87,6 +89,9 @@ def deploy_targets(path: str, args: argparse.Namespace, test: Any, k: int) -> di
         if not listed.is_file():
             shortlist_for_run(ckpt, log).save(listed)
         targets["shortlist"] = checkpoint_target(path, args, "cpu", test, k, shortlist=listed)
+        targets["int8_shortlist"] = checkpoint_target(
+            path, args, "cpu", test, k, quantize="int8", shortlist=listed
+        )
     except AlignError as err:  # eflomal not installed: the other targets still run
         log.warning("no shortlist target: %s", err)
     if isinstance(to_dataclass(load_checkpoint(ckpt)["config"]).model, TransformerConfig):
