@@ -16,6 +16,7 @@ import functools
 import logging
 import os
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,23 @@ def fused_rnn(rnn: torch.nn.RNNBase, x: Any, hidden: Any = None):
 
 
 # --- logging ----------------------------------------------------------------------------------
+class StderrHandler(logging.StreamHandler):
+    """A StreamHandler writing to whatever `sys.stderr` is when a record is emitted, not the
+    stream of the moment it was made (pytest's capture and notebooks swap sys.stderr; a handler
+    holding a swapped-out, closed stream turns every later log line into a logging error)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
+
+
 def setup_logging(run_dir: Path, main_process: bool = True) -> None:
     """Log to `run_dir/train.log` and stderr (rank 0 only)."""
     log.setLevel(logging.INFO)
@@ -166,7 +184,7 @@ def setup_logging(run_dir: Path, main_process: bool = True) -> None:
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
     fh = logging.FileHandler(run_dir / "train.log")
     fh.setFormatter(fmt)
-    sh = logging.StreamHandler()
+    sh = StderrHandler()
     sh.setFormatter(fmt)
     log.addHandler(fh)
     log.addHandler(sh)

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from nmt.checkpoint import run_folder
 from nmt.config import SYMMETRISATIONS, ConfigError
+from nmt.runtime import StderrHandler
 from nmt.vocab import N_SPECIAL
 
 SHORTLIST_VERSION = 1
@@ -202,8 +203,13 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--frequent {args.frequent}: must be >= 0")
         if args.best < 1:
             raise ConfigError(f"--best {args.best}: must be >= 1")
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         log = logging.getLogger("nmt.shortlist")
+        if not log.handlers:  # its own, not the root logger's (a library caller keeps its own)
+            handler = StderrHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+            log.propagate = False
         ckpt = resolve_checkpoint(args.run)
         shortlist = shortlist_for_run(ckpt, log, args.frequent, args.best, args.symmetrise)
         out = shortlist.save(args.output or run_folder(ckpt) / "shortlist.npz")

@@ -155,3 +155,24 @@ def test_cli_default_precision_picks_fp32_and_says_so(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["precision"] == "fp32" and metrics["precision_requested"] == "auto"
     assert metrics["cpu_capability"] == runtime.cpu_capability()
+
+
+def test_log_lines_go_to_the_stderr_of_the_moment(tmp_path, monkeypatch):
+    """The trainer's stderr handler writes to whatever sys.stderr is when a line is logged, so
+    a stream swapped out and closed since (pytest's capture, a notebook) breaks nothing."""
+    import io
+
+    from nmt.runtime import setup_logging
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    setup_logging(tmp_path)
+    logging.getLogger("nmt").info("one")
+    first.close()
+    monkeypatch.setattr("sys.stderr", second)
+    logging.getLogger("nmt").info("two")
+    assert second.getvalue().rstrip().endswith("INFO two")
+    assert (tmp_path / "train.log").read_text().count("INFO") == 2
+    for handler in list(logging.getLogger("nmt").handlers):  # leave no handler behind
+        logging.getLogger("nmt").removeHandler(handler)
+        handler.close()

@@ -19,6 +19,7 @@ from nmt.bench.flops import train_flops
 from nmt.bench.system import rss_mb, sync
 from nmt.compose import compose_config
 from nmt.config import Config, to_dataclass
+from nmt.runtime import StderrHandler
 
 
 def all_workloads() -> tuple[str, ...]:
@@ -112,7 +113,7 @@ def build_config(overrides: list[str]) -> Config:
 def quiet_logger() -> logging.Logger:
     log = logging.getLogger("nmt.bench")
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
