@@ -200,7 +200,7 @@ def beam_search(
         history = torch.cat([history.index_select(0, rows), y[:, None]], dim=1)
         if att_history is not None:
             att_history = att_history.index_select(0, rows)
-        state = _select(state, rows)
+        state = model.reorder_state(state, rows)
         if not active:
             break
     best = []

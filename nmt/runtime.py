@@ -190,6 +190,14 @@ def setup_logging(run_dir: Path, main_process: bool = True) -> None:
     log.addHandler(sh)
 
 
+def teardown_logging() -> None:
+    """Detach and close what `setup_logging` attached (the run's train.log stays complete; later
+    lines of the same process, a translation after training, do not go into it)."""
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+
+
 # --- device -------------------------------------------------------------------------------------
 def pick_device(name: str, key: str = "trainer.device") -> torch.device:
     """`auto` (CUDA when available, else CPU), `cpu` or `cuda`."""

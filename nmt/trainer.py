@@ -42,6 +42,7 @@ from nmt.runtime import (
     seed_everything,
     set_rng_state,
     setup_logging,
+    teardown_logging,
 )
 from nmt.snapshots import Progress, find_resume, save_snapshot
 from nmt.validation import DevSet
@@ -409,9 +410,11 @@ class Trainer:
         }
 
     def close(self) -> None:
-        """Flush and close TensorBoard (after any post-training work that logs to it)."""
+        """Flush and close TensorBoard and the run's log (after any post-training work that
+        logs to them)."""
         if self.writer:
             self.writer.close()
+        teardown_logging()
 
     def _validate_and_sync(self) -> bool:
         """Validate on rank 0; every rank learns whether to stop."""

@@ -294,3 +294,30 @@ def test_learns_reversal():
         bool(torch.equal(out[i, : n + 1], tgt[i, 1 : n + 2])) for i, n in enumerate(lens.tolist())
     )
     assert correct / len(lens) >= 0.95
+
+
+def test_lazy_reorder_matches_index_select():
+    """reorder_state only records the rows; the next step gathers them while it grows the
+    cache. Its log-probs, attention and new cache equal those of index_select on every tensor,
+    for repeated rows, a shrinking batch and two reorders in a row (composed)."""
+    model = make_model(seed=1)
+    src, lens, tgt = batch_with_lengths([5, 2, 7, 4])
+    with torch.no_grad():
+        memory = model.encode(src, lens)
+        state = model.init_state(memory)
+        for t in range(3):
+            _, _, state = model.decode_step(tgt[:, t], state, memory, t)
+        first, second = torch.tensor([2, 0, 0, 3, 1]), torch.tensor([4, 1, 1])
+        lazy = model.reorder_state(model.reorder_state(state, first), second)
+        assert set(lazy) == set(state) | {"rows"} and lazy["k0"] is state["k0"]  # nothing copied
+        rows = first[second]
+        eager = {k: v.index_select(0, rows) for k, v in state.items()}
+        memory = {k: v.index_select(0, rows) for k, v in memory.items()}
+        y = tgt[rows, 3]
+        lp_lazy, att_lazy, next_lazy = model.decode_step(y, lazy, memory, 3, need_attention=True)
+        lp_eager, att_eager, next_eager = model.decode_step(y, eager, memory, 3, True)
+    assert torch.equal(lp_lazy, lp_eager) and torch.equal(att_lazy, att_eager)
+    assert "rows" not in next_lazy
+    for key in ("k0", "v0", "k1", "v1"):
+        assert next_lazy[key].shape == (3, 2, 4, 16)
+        assert torch.equal(next_lazy[key], next_eager[key])

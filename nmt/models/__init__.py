@@ -4,13 +4,15 @@
         -> (logits (B,T,V), attention (B,T,*E,S) or None)       # teacher forcing
     encode(src, src_lens) -> memory: dict[str, Tensor]           # every tensor batch-first
     init_state(memory) -> state: dict[str, Tensor]               # every tensor batch-first
+    reorder_state(state, rows (N',)) -> state                    # the hypotheses `rows`
     decode_step(y_prev (N,), state, memory, step, need_attention=False, vocab=None)
         -> (log_probs (N,V) float32, attention (N,*E,S) or None, new_state)
         # vocab (M,) ids (a shortlist, nmt.shortlist): log-probs over those ids only, (N, M)
 
 `step` is the 0-based position of `y_prev` in the target (0 for BOS). Beam search reorders
-hypotheses by `index_select(0, idx)` on every tensor of `memory` and `state`, so batch must be
-dim 0 everywhere. Attention has no extra dims (E = ()) for the RNN and (layers, heads) for the
+hypotheses by `index_select(0, idx)` on every tensor of `memory` and by `reorder_state` on
+`state` (the same, or done lazily by the next step: the Transformer), so batch must be dim 0
+everywhere. Attention has no extra dims (E = ()) for the RNN and (layers, heads) for the
 Transformer; `reduce_attention` picks a layer/head or averages heads.
 """
 

@@ -281,6 +281,10 @@ class RNNSeq2Seq(nn.Module):
     def init_state(self, memory: dict[str, Tensor]) -> dict[str, Tensor]:
         return self.decoder.init_state(memory["final"])
 
+    def reorder_state(self, state: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
+        """The state of hypotheses `rows` (N',): every tensor's rows picked."""
+        return {k: v.index_select(0, rows) for k, v in state.items()}
+
     @property
     def output_layer(self) -> nn.Linear:
         """The output projection to vocabulary logits (Luong eq. 6's W_s)."""

@@ -14,7 +14,9 @@ Incremental decoding keeps, per decoder layer, the self-attention keys/values of
 `state` ("k{i}", "v{i}": (N, h, t, dh), growing along dim 2) and the cross-attention
 keys/values of the source in `memory` ("ck{i}", "cv{i}": (N, h, S, dh), computed once by
 `encode`). Every tensor is batch-first and nothing is stored on the module, so beam search can
-reorder hypotheses with `index_select(0, idx)` on every tensor of `memory` and `state`.
+reorder hypotheses with `index_select(0, idx)` on every tensor of `memory` and `state`; or, with
+`reorder_state`, leave the reordering of `state` to the next step, which gathers the kept rows
+of the cache straight into the grown cache (one copy of the cache per step instead of two).
 """
 
 from __future__ import annotations
@@ -195,15 +197,16 @@ class DecoderLayer(nn.Module):
         ck: Tensor,
         cv: Tensor,
         key_mask: Tensor,
-        cache: tuple[Tensor, Tensor] | None = None,
+        cache: tuple[Tensor, Tensor, Tensor | None] | None = None,
         need_weights: bool = False,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """One decoder layer.
 
         x (B, T, D) the target positions to compute; ck, cv (B, h, S, dh) cross-attention
         keys/values of the source; key_mask (B, 1, 1, S). Without `cache`, x is the whole
-        prefix and self-attention is causal; with `cache` = (k, v) of the previous positions
-        (B, h, t, dh), x holds the next position(s) and attends to the cache plus itself.
+        prefix and self-attention is causal; with `cache` = (k, v, rows), the keys/values of the
+        previous positions (N, h, t, dh) and the hypotheses x continues (B,) (None: the same
+        B = N), x holds the next position and attends to those rows of the cache plus itself.
         Returns (x (B, T, D), self-attention k, v including x (B, h, t+T, dh), cross-attention
         weights (B, h, T, S) or None).
         """
@@ -214,8 +217,8 @@ class DecoderLayer(nn.Module):
         if cache is not None:
             if q.size(2) != 1:
                 raise ValueError("with a cache, decode one position at a time")
-            k = torch.cat([cache[0].to(k.dtype), k], dim=2)  # (B, h, t+1, dh)
-            v = torch.cat([cache[1].to(v.dtype), v], dim=2)  # (B, h, t+1, dh)
+            k = _grow(cache[0], k, cache[2])  # (B, h, t+1, dh)
+            v = _grow(cache[1], v, cache[2])  # (B, h, t+1, dh)
         # the whole prefix needs the causal mask; one new position may see all the cache
         a = self.self_attn.attend(q, k, v, is_causal=cache is None)[0]  # (B, T, D)
         x = x + self.dropout(a) if self.pre_norm else self.norm1(x + self.dropout(a))
@@ -230,6 +233,19 @@ class DecoderLayer(nn.Module):
         a = self.ff(h)  # (B, T, D)
         x = x + self.dropout(a) if self.pre_norm else self.norm3(x + self.dropout(a))
         return x, k, v, weights
+
+
+def _grow(cache: Tensor, new: Tensor, rows: Tensor | None) -> Tensor:
+    """The cache rows `rows` (all if None) with the new position appended: cache (N, h, t, dh),
+    new (B, h, 1, dh), rows (B,) -> (B, h, t+1, dh), in one copy (no separate reorder)."""
+    cache = cache.to(new.dtype)  # caches may be fp32 while autocast runs in bf16
+    if rows is None:
+        return torch.cat([cache, new], dim=2)
+    B, h, t, dh = new.size(0), cache.size(1), cache.size(2), cache.size(3)
+    out = new.new_empty(B, h, t + 1, dh)
+    torch.index_select(cache, 0, rows, out=out[:, :, :t])
+    out[:, :, t:] = new
+    return out
 
 
 class Transformer(nn.Module):
@@ -319,7 +335,7 @@ class Transformer(nn.Module):
         new_state: dict[str, Tensor] = {}
         weights: list[Tensor] = []
         for i, layer in enumerate(self.decoder):
-            cache = None if state is None else (state[f"k{i}"], state[f"v{i}"])
+            cache = None if state is None else (state[f"k{i}"], state[f"v{i}"], state.get("rows"))
             x, k, v, w = layer(
                 x, memory[f"ck{i}"], memory[f"cv{i}"], key_mask, cache, need_attention
             )
@@ -360,6 +376,12 @@ class Transformer(nn.Module):
         for i in range(self.dec_layers):
             state[f"k{i}"], state[f"v{i}"] = empty, empty
         return state
+
+    def reorder_state(self, state: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
+        """The state of hypotheses `rows` (N',), lazily: the rows are recorded ("rows") and the
+        next `decode_step` gathers them while it appends its position to the caches."""
+        pending = state.get("rows")
+        return {**state, "rows": rows if pending is None else pending.index_select(0, rows)}
 
     def decode_step(
         self,
