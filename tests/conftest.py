@@ -199,3 +199,13 @@ def reversal_batch():
 
     src, lens, _, _, _ = make_batch(24, "reverse", torch.Generator().manual_seed(11))
     return src, lens
+
+
+@pytest.fixture(autouse=True)
+def _no_run_log_left_open():
+    """A trainer a test leaves open (no Trainer.close) must not log into later tests' stderr:
+    its handlers go at the end of each test, as they would with the process of a real run."""
+    yield
+    from nmt.runtime import teardown_logging
+
+    teardown_logging()
