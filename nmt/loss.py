@@ -33,22 +33,29 @@ class _LinearCrossEntropy(torch.autograd.Function):
         # hidden (N, H); weight (V, H); bias (V,) or None; target (N,); rows (N,) or None
         (N, H), V = hidden.shape, weight.size(0)
         needs_grad = any(ctx.needs_input_grad[:3])
-        w = weight.to(dtype)  # (V, H)
-        h = hidden.to(dtype)  # (N, H)
-        b = None if bias is None else bias.float()  # (V,)
         mixed = dtype != torch.float32
+        # The bias rides in the matmuls as one more column: x' = [x, 1], W' = [W, b], so
+        # z = x' W'^T and the bias gradient is the last column of the weight gradient.
+        cols = H + (bias is not None)
+        w = weight.new_empty(V, cols, dtype=dtype)  # (V, H') W'
+        w[:, :H] = weight
+        h = hidden.new_empty(N, cols, dtype=dtype)  # (N, H') x'
+        h[:, :H] = hidden
+        if bias is not None:
+            w[:, H] = bias
+            h[:, H] = 1.0
+        w_mean = w.float().mean(0)  # (H',) mean_v z_v = x' . mean_v W'_v
         # Buffers reused by every chunk: a fresh multi-MB tensor per chunk costs page faults.
         n = min(chunk, N)
-        z_buf = hidden.new_empty(n, V, dtype=torch.float32)  # logits, then gradients
+        z_buf = hidden.new_empty(n, V, dtype=torch.float32)  # logits, then softmax, then grads
         low_buf = hidden.new_empty(n, V, dtype=dtype) if mixed else None  # the same in `dtype`
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         if needs_grad:
             grad_h = hidden.new_empty(N, H, dtype=dtype)
-            grad_w = torch.zeros(V, H, dtype=torch.float32, device=weight.device)
-            grad_w_part = weight.new_empty(V, H, dtype=dtype) if mixed else None
-            grad_b = None if bias is None else torch.zeros(V, device=bias.device)
+            grad_w = torch.zeros(V, cols, dtype=torch.float32, device=weight.device)
+            grad_w_part = weight.new_empty(V, cols, dtype=dtype) if mixed else None
         for i in range(0, N, chunk):
-            x, y = h[i : i + chunk], target[i : i + chunk]  # (n, H), (n,)
+            x, y = h[i : i + chunk], target[i : i + chunk]  # (n, H'), (n,)
             n = x.size(0)
             z = z_buf[:n]  # (n, V) float32
             if mixed:
@@ -56,31 +63,37 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 z.copy_(low_buf[:n])
             else:
                 torch.mm(x, w.t(), out=z)
-            if b is not None:
-                z.add_(b)
             z_y = z.gather(1, y[:, None]).squeeze(1)  # (n,)
-            z_mean = z.mean(-1)  # (n,)
-            m = z.amax(-1, keepdim=True)  # (n, 1)
-            e = z.sub_(m).exp_()  # (n, V) exp(z - max), in place
-            s = e.sum(-1, keepdim=True)  # (n, 1)
-            lse = (m + s.log()).squeeze(1)  # (n,)
+            z_mean = x.float() @ w_mean  # (n,)
+            p = torch.softmax(z, dim=-1, out=z)  # (n, V) in place: one fused pass per row
+            p_y = p.gather(1, y[:, None]).squeeze(1)  # (n,)
+            nll = -p_y.log()  # (n,) -log p(y) = lse - z_y
+            tiny = p_y < 1e-30  # underflow: recompute those rows' log-sum-exp from their logits
+            if bool(tiny.any()):
+                z_bad = (x[tiny] @ w.t()).float()  # (k, V)
+                nll[tiny] = torch.logsumexp(z_bad, dim=-1) - z_y[tiny]
+            lse = nll + z_y
             total += (lse - (1.0 - eps) * z_y - eps * z_mean).sum()
             if rows is not None:
-                rows[i : i + n] = lse - z_y  # unsmoothed -log p(y) of each row
+                rows[i : i + n] = nll  # unsmoothed -log p(y) of each row
             if not needs_grad:
                 continue
-            g = e.div_(s).sub_(eps / V)  # (n, V) softmax(z) - eps / V
-            g.scatter_add_(1, y[:, None], g.new_full((n, 1), -(1.0 - eps)))  # - (1-eps) 1_y
-            if grad_b is not None:
-                grad_b += g.sum(0)
+            # d loss / d z = softmax(z) - (1-eps) 1_y - eps / V; the constant eps / V is applied
+            # to the (N, H) and (V, H') results below instead of to every logit
+            g = p.scatter_add_(1, y[:, None], p.new_full((n, 1), -(1.0 - eps)))  # (n, V)
             if mixed:
                 g = low_buf[:n].copy_(g)
-                torch.mm(g, w, out=grad_h[i : i + n])  # (n, H)
-                grad_w += torch.mm(g.t(), x, out=grad_w_part)  # (V, H)
+                torch.mm(g, w[:, :H], out=grad_h[i : i + n])  # (n, H)
+                grad_w += torch.mm(g.t(), x, out=grad_w_part)  # (V, H')
             else:
-                torch.mm(g, w, out=grad_h[i : i + n])
+                torch.mm(g, w[:, :H], out=grad_h[i : i + n])
                 grad_w.addmm_(g.t(), x)
+        grad_b = None
         if needs_grad:
+            grad_h -= (eps / V) * w[:, :H].float().sum(0).to(dtype)  # - eps/V sum_v W_v
+            grad_w -= (eps / V) * h.float().sum(0)  # - eps/V sum_n x'_n, every row
+            if bias is not None:
+                grad_w, grad_b = grad_w[:, :H], grad_w[:, H].contiguous()
             ctx.save_for_backward(grad_h.to(hidden.dtype), grad_w, grad_b)
         return total
 

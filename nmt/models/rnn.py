@@ -247,10 +247,10 @@ class Decoder(nn.Module):
         emb, gates_emb = self.embed_gates(tgt_in)  # (B, T, E), (B, T, 4H)
         outs, contexts, weights = [], [], []
         step_weights = self.step_weights(tgt_in.device.type)
-        for t in range(tgt_in.size(1)):
-            out, context, w, state = self.step(
-                emb[:, t], gates_emb[:, t], state, memory, t, step_weights
-            )
+        # unbind, not emb[:, t]: the backward of T selects would zero-fill and add T full-size
+        # (B, T, .) gradients (O(T^2) memory traffic); unbind's backward stacks them once
+        for t, (emb_t, gates_t) in enumerate(zip(emb.unbind(1), gates_emb.unbind(1))):
+            out, context, w, state = self.step(emb_t, gates_t, state, memory, t, step_weights)
             outs.append(out)
             contexts.append(context)
             weights.append(w)

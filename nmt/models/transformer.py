@@ -118,13 +118,13 @@ class MultiHeadAttention(nn.Module):
         # ~1 ms per call for a single query: use two small matmuls there (training, decoding)
         cpu = q.device.type == "cpu"
         if need_weights or (cpu and (p > 0.0 or q.size(-2) == 1)):
-            scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(self.head_dim)  # (B, h, T, S)
-            if is_causal:  # position t sees keys 0..t (square, as in SDPA's is_causal)
-                T, S = scores.shape[-2:]
-                causal = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()
-                scores = scores.masked_fill(~causal, float("-inf"))
-            if mask is not None:
-                scores = scores.masked_fill(~mask, float("-inf"))
+            scores = (q @ k.transpose(-2, -1)).float()  # (B, h, T, S), a fresh tensor
+            # scale and mask in place, the masks as one small additive -inf bias: two passes
+            # over the scores instead of three new (B, h, T, S) tensors
+            scores.mul_(1.0 / math.sqrt(self.head_dim))
+            bias = _mask_bias(mask, is_causal, scores.shape[-2:], q.device)
+            if bias is not None:
+                scores.add_(bias)
             probs = scores.softmax(dim=-1)  # (B, h, T, S) float32
             weights = probs if need_weights else None
             out = drop.dropout(probs, p, self.training).to(v.dtype) @ v  # (B, h, T, dh)
@@ -135,6 +135,23 @@ class MultiHeadAttention(nn.Module):
         B, _, T, _ = out.shape
         out = out.transpose(1, 2).reshape(B, T, self.heads * self.head_dim)  # (B, T, D)
         return self.out_proj(out), weights
+
+
+def _mask_bias(
+    mask: Tensor | None, is_causal: bool, size: torch.Size, device: torch.device
+) -> Tensor | None:
+    """0 where attention may look, -inf where not: the key mask (broadcastable to (B, h, T, S),
+    True = may attend) and, if `is_causal`, position t seeing keys 0..t (square, as in SDPA's
+    is_causal). None when nothing is masked."""
+    bias = None
+    if is_causal:
+        T, S = size
+        causal = torch.ones(T, S, dtype=torch.bool, device=device).tril()  # (T, S)
+        bias = torch.zeros(T, S, device=device).masked_fill_(~causal, float("-inf"))
+    if mask is not None:
+        keys = torch.zeros(mask.shape, device=device).masked_fill_(~mask, float("-inf"))
+        bias = keys if bias is None else bias + keys  # (B, 1, T or 1, S)
+    return bias
 
 
 class FeedForward(nn.Module):
