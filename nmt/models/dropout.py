@@ -36,10 +36,11 @@ def keep_scale(
     n = math.prod(shape)
     words = torch.randint(-(2**63), 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=device)
     bits = words.view(torch.int8)[:n].view(shape)  # uniform on [-128, 127]
-    drop = round(p * LEVELS)  # kept: bits >= -128 + drop
+    rate = effective_rate(p)
+    drop = round(rate * LEVELS)  # kept: bits >= -128 + drop
     # on integers, clamp(bits - (-128 + drop) + 1, 0, 1) is the step 1[bits >= -128 + drop]
     mask = bits.to(dtype).sub_(drop - LEVELS // 2 - 1).clamp_(0.0, 1.0)
-    return mask.mul_(1.0 / (1.0 - drop / LEVELS))
+    return mask.mul_(1.0 / (1.0 - rate))
 
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device) -> Tensor:
@@ -65,9 +66,10 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     """Inverted dropout: zero each element with probability p, scale the rest by 1 / (1 - p)."""
     if not training or p <= 0.0:
         return x
-    if x.device.type != "cpu" or effective_rate(p) >= 1.0:
+    rate = effective_rate(p)
+    if x.device.type != "cpu" or rate >= 1.0:
         return F.dropout(x, p, training=True)
-    if effective_rate(p) == 0.0:
+    if rate == 0.0:
         return x
     return _MaskedScale.apply(x, keep_scale(x.shape, p, x.device, x.dtype))
 
