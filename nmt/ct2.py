@@ -6,7 +6,11 @@ attention, Q and fused K/V for cross-attention, ReLU feed-forward, the sinusoid 
 position encodings, embeddings scaled by sqrt(d_model), the untied or tied generator) and the
 SentencePiece vocabularies (ids 0-3 = <pad>, <unk>, <s>, </s>, as in nmt.vocab), then lets
 CTranslate2's `Converter` validate and save it. `nmt.pt` beside it keeps the run's config and
-tokenizer, so the exported folder translates raw text exactly as the checkpoint does.
+tokenizer, so the exported folder translates raw text exactly as the checkpoint does. With a
+vocabulary shortlist (`nmt-shortlist`, nmt.shortlist) the folder also gets CTranslate2's
+vocabulary map (`vmap.txt`, `vmap_text`): the same candidate lists, which CTranslate2 unites
+over a batch's source pieces and decodes over (`translate_batch(use_vmap=True)`), as nmt's own
+shortlist search does.
 
 `CTranslate2Model` decodes ids with `ctranslate2.Translator`: greedy or beam search, the same
 length limit as `nmt.decoding` (a * source length + b tokens), int8 or float32 weights. Its
@@ -17,6 +21,7 @@ CTranslate2 implements Transformer architectures only.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import torch
@@ -26,9 +31,11 @@ from nmt.config import ConfigError, TransformerConfig, to_dataclass
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding import Hypothesis, Lengths
 from nmt.models.transformer import sinusoid_table
-from nmt.vocab import BOS, EOS, PAD, UNK
+from nmt.shortlist import Shortlist
+from nmt.vocab import BOS, EOS, N_SPECIAL, PAD, UNK
 
 META = "nmt.pt"  # config and tokenizer of the exported run
+VMAP = "vmap.txt"  # CTranslate2's vocabulary map: where Converter.convert(vmap=...) saves it
 COMPUTE_TYPES = {None: "float32", "int8": "int8"}  # --quantize -> CTranslate2 compute type
 
 
@@ -38,6 +45,21 @@ def vocabulary(processor) -> list[str]:
     for i, name in ((PAD, "<pad>"), (UNK, "<unk>"), (BOS, "<s>"), (EOS, "</s>")):
         pieces[i] = name
     return pieces
+
+
+def vmap_text(shortlist: Shortlist, src_pieces: list[str], tgt_pieces: list[str]) -> str:
+    """A shortlist as CTranslate2's vocabulary map: one line `source piece<TAB>target pieces`
+    per source piece that has candidates, and first the line with the empty key, whose pieces
+    are candidates for every batch (the frequent list; CTranslate2 adds <unk>, <s>, </s>)."""
+    lines = ["\t" + " ".join(tgt_pieces[t] for t in shortlist.frequent)]
+    for s, row in enumerate(shortlist.best[N_SPECIAL:], start=N_SPECIAL):
+        listed = row[row >= 0]
+        if len(listed):
+            lines.append(src_pieces[s] + "\t" + " ".join(tgt_pieces[t] for t in listed))
+    for line in lines:
+        if len(line.split("\t")) != 2 or "\n" in line or "\r" in line:
+            raise ConfigError(f"a piece holds a tab or line break: no vocabulary map ({line!r})")
+    return "\n".join(lines) + "\n"
 
 
 def _transformer_spec(cfg: TransformerConfig, state: dict[str, torch.Tensor], tok: Tokenizer):
@@ -106,10 +128,18 @@ def _transformer_spec(cfg: TransformerConfig, state: dict[str, torch.Tensor], to
     return spec
 
 
-def export_ctranslate2(checkpoint: str | Path, out_dir: str | Path, force: bool = False) -> Path:
-    """Write the checkpoint's Transformer as a CTranslate2 model folder (plus `nmt.pt`).
-    ConfigError (one line) for an RNN checkpoint or an existing folder without `force`."""
+def export_ctranslate2(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    force: bool = False,
+    shortlist: str | Path | None = None,
+) -> Path:
+    """Write the checkpoint's Transformer as a CTranslate2 model folder (plus `nmt.pt`, and
+    `vmap.txt` from a shortlist file). ConfigError (one line) for an RNN checkpoint, an existing
+    folder without `force`, or a shortlist of another model's vocabulary."""
     from ctranslate2.converters.converter import Converter
+
+    from nmt.data.stream import tokenizer_digest
 
     ckpt = load_checkpoint(checkpoint, require=("config", "tokenizer", "model"))
     cfg = to_dataclass(ckpt["config"])
@@ -122,12 +152,22 @@ def export_ctranslate2(checkpoint: str | Path, out_dir: str | Path, force: bool 
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise ConfigError(f"{out_dir}: exists and is not empty (use --force to overwrite)")
     tok = Tokenizer.from_dict(ckpt["tokenizer"])
+    vmap = None
+    if shortlist is not None:
+        listed = Shortlist.load(shortlist)
+        listed.check(tok.tgt_vocab_size, tokenizer_digest(tok), f"--shortlist {shortlist}")
+        vmap = vmap_text(listed, vocabulary(tok.src), vocabulary(tok.tgt))
 
     class _NmtConverter(Converter):
         def _load(self):
             return _transformer_spec(cfg.model, ckpt["model"], tok)
 
-    _NmtConverter().convert(str(out_dir), force=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        vmap_file = None
+        if vmap is not None:
+            vmap_file = Path(tmp) / VMAP
+            vmap_file.write_text(vmap, encoding="utf-8")
+        _NmtConverter().convert(str(out_dir), vmap=vmap_file and str(vmap_file), force=True)
     save_checkpoint(out_dir / META, {"config": ckpt["config"], "tokenizer": ckpt["tokenizer"]})
     return out_dir
 
@@ -137,13 +177,22 @@ class CTranslate2Model:
     `nmt.decoding.decode_corpus` (no attention weights)."""
 
     def __init__(
-        self, folder: str | Path, vocab: list[str], quantize: str | None = None, threads: int = 0
+        self,
+        folder: str | Path,
+        src_vocab: list[str],
+        tgt_vocab: list[str],
+        quantize: str | None = None,
+        threads: int = 0,
+        use_vmap: bool = False,
     ):
-        """`vocab`: the target pieces by id, as `vocabulary` gives them (outputs map back)."""
+        """`src_vocab`, `tgt_vocab`: the pieces by id, as `vocabulary` gives them (sources are
+        given to CTranslate2 as pieces, outputs map back to ids). `use_vmap`: decode over the
+        folder's vocabulary map (`vmap.txt`)."""
         import ctranslate2
 
-        self.vocab = vocab
-        self.index = {p: i for i, p in enumerate(vocab)}
+        self.src_vocab = src_vocab
+        self.index = {p: i for i, p in enumerate(tgt_vocab)}
+        self.use_vmap = use_vmap
         self.translator = ctranslate2.Translator(
             str(folder),
             device="cpu",
@@ -160,7 +209,7 @@ class CTranslate2Model:
         batch_size: int,
     ) -> list[Hypothesis]:
         """One Hypothesis per source (ids without EOS)."""
-        vocab, index = self.vocab, self.index
+        vocab, index = self.src_vocab, self.index
         lens = torch.tensor([len(ids) + 1 for ids in sources])  # + EOS, as nmt counts
         limits = lengths.limits(lens).tolist() if sources else []
         # length-sorted batches, each with its own length limit (CTranslate2 takes one per call,
@@ -177,6 +226,7 @@ class CTranslate2Model:
                 min_decoding_length=lengths.min_len,
                 return_scores=True,
                 suppress_sequences=[["<pad>"], ["<s>"]],  # never generated, as in nmt.decoding
+                use_vmap=self.use_vmap,
             )
             for k, result in zip(chunk, results):
                 ids = [index.get(p, UNK) for p in result.hypotheses[0]][: limits[k] - 1]
@@ -193,3 +243,15 @@ def read_export(folder: str | Path) -> dict:
             f"{folder}: not an exported CTranslate2 model (no {META}; see nmt-export)"
         )
     return load_checkpoint(path, require=("config", "tokenizer"))
+
+
+def check_vmap(folder: str | Path, shortlist: Shortlist, tok: Tokenizer, path: str | Path) -> None:
+    """ConfigError (naming the shortlist file `path`) unless the folder's vocabulary map is
+    this shortlist's."""
+    vmap = Path(folder) / VMAP
+    have = vmap.read_text(encoding="utf-8") if vmap.is_file() else None
+    if have != vmap_text(shortlist, vocabulary(tok.src), vocabulary(tok.tgt)):
+        why = "has no vocabulary map" if have is None else "was exported with another shortlist"
+        raise ConfigError(
+            f"--shortlist {path}: {folder} {why}; export it with nmt-export --shortlist {path}"
+        )

@@ -39,6 +39,13 @@ from nmt.shortlist import Shortlist
 ENGINES = ("torch", "ctranslate2")  # --engine: nmt's own decoder, or CTranslate2 (nmt.ct2)
 
 
+def _load_shortlist(path: str | Path, tokenizer: Tokenizer) -> Shortlist:
+    """The shortlist file, checked against the model's vocabulary (ConfigError naming it)."""
+    shortlist = Shortlist.load(path)
+    shortlist.check(tokenizer.tgt_vocab_size, tokenizer_digest(tokenizer), f"--shortlist {path}")
+    return shortlist
+
+
 class Translator:
     """A model, its tokenizer and its decode settings, loaded from one checkpoint."""
 
@@ -63,12 +70,9 @@ class Translator:
         self.engine = engine
         self.shortlist: Shortlist | None = None
         if engine == "ctranslate2":
-            if shortlist is not None:
-                raise ConfigError(
-                    f"--shortlist {shortlist}: works with --engine torch only (CTranslate2 "
-                    "decodes with its own output layer)"
-                )
-            self._init_ctranslate2(checkpoint, device, precision, hard_inference, quantize)
+            self._init_ctranslate2(
+                checkpoint, device, precision, hard_inference, quantize, shortlist
+            )
             return
         ckpt = load_checkpoint(checkpoint, require=("config", "tokenizer", "model"))
         try:
@@ -115,16 +119,18 @@ class Translator:
             ) from None
         self.model.to(self.device).eval()
         if shortlist is not None:
-            self.shortlist = Shortlist.load(shortlist)
-            digest = tokenizer_digest(self.tokenizer)
-            self.shortlist.check(self.tokenizer.tgt_vocab_size, digest, f"--shortlist {shortlist}")
+            self.shortlist = _load_shortlist(shortlist, self.tokenizer)
         if quantize == "int8":
             self.model = quantize_int8(self.model, keep_output=self.shortlist is not None)
         limit = source_limit(self.cfg)
         self.max_src_len = limit if limit is not None else 4 * self.cfg.data.max_len
 
-    def _init_ctranslate2(self, folder, device, precision, hard_inference, quantize) -> None:
-        from nmt.ct2 import CTranslate2Model, read_export, vocabulary
+    def _init_ctranslate2(
+        self, folder, device, precision, hard_inference, quantize, shortlist
+    ) -> None:
+        """An exported folder (nmt.ct2); with `shortlist`, decoded over the vocabulary map
+        `nmt-export --shortlist` wrote from that same file into the folder."""
+        from nmt.ct2 import CTranslate2Model, check_vmap, read_export, vocabulary
 
         if device not in ("cpu", "auto") or precision == "bf16" or hard_inference:
             raise ConfigError(
@@ -137,7 +143,16 @@ class Translator:
         self.quantize = quantize
         self.device = pick_device("cpu", "--device")
         self.precision = resolve_precision("fp32", self.device, "--precision")
-        self.model = CTranslate2Model(folder, vocabulary(self.tokenizer.tgt), quantize)
+        if shortlist is not None:
+            self.shortlist = _load_shortlist(shortlist, self.tokenizer)
+            check_vmap(folder, self.shortlist, self.tokenizer, shortlist)
+        self.model = CTranslate2Model(
+            folder,
+            vocabulary(self.tokenizer.src),
+            vocabulary(self.tokenizer.tgt),
+            quantize,
+            use_vmap=shortlist is not None,
+        )
         self.max_src_len = source_limit(self.cfg)
 
     def limit_output(self, min_len: int | None = None, max_len: int | None = None) -> None:
@@ -420,7 +435,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="a vocabulary shortlist from `nmt-shortlist RUN` (RUN/shortlist.npz): score only "
         "the target pieces the batch's source pieces select (faster; output may differ); with "
-        "--quantize int8 the output layer stays float",
+        "--quantize int8 the output layer stays float; with --engine ctranslate2 the folder "
+        "must have been exported with the same file (nmt-export --shortlist)",
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument(

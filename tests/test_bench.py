@@ -290,8 +290,9 @@ def test_checkpoint_decoding_is_the_translators(trained_run):
 
 def test_decode_deploy_targets_int8_and_ctranslate2(explore_runs, tmp_path, stand_in_eflomal):
     """--decode-deploy: the checkpoint decoded in int8, over a vocabulary shortlist (built into
-    the scratch folder: the run has none; float and int8) and, a Transformer, through CTranslate2 (float32,
-    int8), each with speed, output tokens/s, length and BLEU; an RNN has no CTranslate2.
+    the scratch folder: the run has none; float and int8) and, a Transformer, through
+    CTranslate2 (float32, int8; without and with the shortlist as its vocabulary map), each with
+    speed, output tokens/s, length and BLEU; an RNN has no CTranslate2.
     --min-len 5 --max-len 5 holds for every engine (CTranslate2's own length options)."""
     pytest.importorskip("ctranslate2")
     from nmt.bench.decode import _time_target, deploy_targets
@@ -305,7 +306,10 @@ def test_decode_deploy_targets_int8_and_ctranslate2(explore_runs, tmp_path, stan
         precision="fp32", decode_batch=4, work=str(tmp_path), min_len=5, max_len=5
     )
     targets = deploy_targets(str(explore_runs / "model=transformer"), args, test, 10)
-    assert set(targets) == {"int8", "shortlist", "int8_shortlist", "ct2", "ct2_int8"}
+    assert set(targets) == {
+        *("int8", "shortlist", "int8_shortlist", "ct2", "ct2_int8"),
+        *("ct2_shortlist", "ct2_int8_shortlist"),
+    }
     out: dict = {}
     for label, target in targets.items():
         hyps = _time_target(target, "cpu", f"{label}_", out)
@@ -315,6 +319,8 @@ def test_decode_deploy_targets_int8_and_ctranslate2(explore_runs, tmp_path, stan
             assert out[f"{label}_{key}_tokens_per_s"] > 0
             assert out[f"{label}_{key}_hyp_len_mean"] == 5
     assert (tmp_path / "ctranslate2" / "model.bin").is_file()
+    assert not (tmp_path / "ctranslate2" / "vmap.txt").exists()
+    assert (tmp_path / "ctranslate2-shortlist" / "vmap.txt").is_file()
     assert len(list(tmp_path.glob("shortlist-*.npz"))) == 1
     rnn = deploy_targets(str(explore_runs / "attention=luong_general"), args, test, 10)
     assert set(rnn) == {"int8", "shortlist", "int8_shortlist"}

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 pytest.importorskip("ctranslate2", reason="the deploy extra (ctranslate2) is not installed")
 
 from nmt.config import ConfigError  # noqa: E402
+from nmt.ct2 import CTranslate2Model, vmap_text  # noqa: E402
+from nmt.data.stream import tokenizer_digest  # noqa: E402
 from nmt.evaluate import main as evaluate_main  # noqa: E402
 from nmt.export import main as export_main  # noqa: E402
+from nmt.shortlist import N_SPECIAL, Shortlist  # noqa: E402
 from nmt.translate import Translator  # noqa: E402
 from nmt.translate import main as translate_main  # noqa: E402
 
@@ -78,3 +82,105 @@ def test_export_refuses_an_rnn_and_bad_use(exported, explore_runs, tmp_path, cap
         Translator(tmp_path, engine="ctranslate2")
     with pytest.raises(ConfigError, match="attention weights need --engine torch"):
         Translator(folder, engine="ctranslate2").translate(["a0 a1"], need_attention=True)
+
+
+def test_vmap_text_lists_the_frequent_pieces_then_each_source_pieces_candidates():
+    best = np.full((7, 2), -1, dtype=np.int64)
+    best[4], best[6] = [5, 6], [4, -1]  # source piece 5 has no candidates: no line
+    src = ["<pad>", "<unk>", "<s>", "</s>", "▁a", "▁b", "▁c"]
+    tgt = ["<pad>", "<unk>", "<s>", "</s>", "▁x", "▁y", "▁z"]
+    text = vmap_text(Shortlist(np.array([6]), best, 7, "tok"), src, tgt)
+    assert text == "\t▁z\n▁a\t▁y ▁z\n▁c\t▁x\n"
+    with pytest.raises(ConfigError, match="tab or line break"):
+        vmap_text(Shortlist(np.array([6]), best, 7, "tok"), [*src[:4], "▁\ta", *src[5:]], tgt)
+
+
+def _half_list(tok, path):
+    """A shortlist that lets each of the first half of the task's symbols translate to itself
+    and lists nothing else (no frequent pieces): decoding over it must change the output."""
+    symbols = [
+        s for s in range(N_SPECIAL, tok.src_vocab_size) if tok.src.id_to_piece(s)[1:2] == "a"
+    ]
+    keep = symbols[: len(symbols) // 2]
+    best = np.full((tok.src_vocab_size, 1), -1, dtype=np.int64)
+    for s in keep:
+        best[s, 0] = tok.tgt.piece_to_id(tok.src.id_to_piece(s))
+    empty = np.zeros(0, dtype=np.int64)
+    Shortlist(empty, best, tok.tgt_vocab_size, tokenizer_digest(tok)).save(path)
+    return {tok.src.id_to_piece(s).lstrip("▁") for s in keep}
+
+
+def test_ctranslate2_decodes_over_the_shortlist_as_nmt_does(exported, explore_runs, tmp_path):
+    """nmt-export --shortlist writes the list as CTranslate2's vocabulary map; decoding the
+    folder with --shortlist gives nmt's own shortlist search (greedy, one batch: the same
+    candidate union), which differs from the full search and writes only listed symbols."""
+    ckpt, plain_folder = exported
+    tr = Translator(ckpt, precision="fp32")
+    listed, folder = tmp_path / "half.npz", tmp_path / "model"
+    keep = _half_list(tr.tokenizer, listed)
+    assert export_main([str(ckpt), "-o", str(folder), "--shortlist", str(listed)]) == 0
+    assert (folder / "vmap.txt").is_file()
+    src, _ = _lines(explore_runs)
+    full, _ = tr.translate(src, beam=1, batch_size=len(src))
+    ours, _ = Translator(ckpt, precision="fp32", shortlist=listed).translate(
+        src, beam=1, batch_size=len(src)
+    )
+    ct2 = Translator(folder, engine="ctranslate2", shortlist=listed)
+    theirs, _ = ct2.translate(src, beam=1, batch_size=len(src))
+    assert ours != full
+    assert set(" ".join(theirs).split()) <= keep | {"⁇"}  # <unk> is always a candidate
+    same = sum(a == b for a, b in zip(ours, theirs)) / len(src)
+    assert same >= 0.98, f"CTranslate2 with the vocabulary map equals nmt's on {same:.1%}"
+    # the same folder without --shortlist decodes over the full vocabulary again
+    again, _ = Translator(folder, engine="ctranslate2").translate(src, beam=1)
+    plain, _ = Translator(plain_folder, engine="ctranslate2").translate(src, beam=1)
+    assert again == plain
+
+
+def test_a_shortlist_the_folder_was_not_exported_with_is_refused(
+    exported, explore_runs, tmp_path, capsys
+):
+    ckpt, plain_folder = exported
+    tok = Translator(ckpt, precision="fp32").tokenizer
+    listed = tmp_path / "half.npz"
+    _half_list(tok, listed)
+    with pytest.raises(ConfigError, match="has no vocabulary map; export it with nmt-export"):
+        Translator(plain_folder, engine="ctranslate2", shortlist=listed)
+    folder = tmp_path / "model"
+    assert export_main([str(ckpt), "-o", str(folder), "--shortlist", str(listed)]) == 0
+    other = Shortlist.load(listed)
+    Shortlist(np.array([N_SPECIAL]), other.best, other.tgt_vocab, other.tokenizer).save(
+        tmp_path / "other.npz"
+    )
+    with pytest.raises(ConfigError, match="was exported with another shortlist"):
+        Translator(folder, engine="ctranslate2", shortlist=tmp_path / "other.npz")
+    # a list built for another vocabulary: one line, nothing written
+    Shortlist(other.frequent, other.best, other.tgt_vocab + 1, other.tokenizer).save(
+        tmp_path / "wrong.npz"
+    )
+    capsys.readouterr()
+    bad = ["-o", str(tmp_path / "x"), "--shortlist", str(tmp_path / "wrong.npz")]
+    assert export_main([str(ckpt), *bad]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "another model's vocabulary" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_sources_reach_ctranslate2_as_source_pieces():
+    """With separate vocabularies (data.joint_vocab=false) source ids are source pieces: the
+    engine must not spell them with the target vocabulary."""
+    from nmt.decoding import Lengths
+
+    seen = []
+
+    class Recorder:  # ctranslate2.Translator's translate_batch, recording its input
+        def translate_batch(self, batch, **kw):
+            seen.extend(batch)
+            return [type("R", (), {"hypotheses": [["▁y"]], "scores": [0.0]})() for _ in batch]
+
+    model = CTranslate2Model.__new__(CTranslate2Model)
+    model.src_vocab = ["<pad>", "<unk>", "<s>", "</s>", "▁a", "▁b"]
+    model.index = {p: i for i, p in enumerate(["<pad>", "<unk>", "<s>", "</s>", "▁x", "▁y"])}
+    model.use_vmap, model.translator = False, Recorder()
+    hyps = model.translate_ids([[5, 4]], 1, 1.0, Lengths(1.5, 10), 8)
+    assert seen == [["▁b", "▁a"]] and hyps[0].tokens == [5]

@@ -80,8 +80,9 @@ def _add_decode_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --decode-ckpt: also decode it in int8, over its vocabulary shortlist "
         "(RUN/shortlist.npz, built if missing: nmt-shortlist) in float and int8, and, for a "
-        "Transformer, with CTranslate2 (float32 and int8); bench.json gets int8_*, shortlist_*, "
-        "int8_shortlist_*, ct2_*, ct2_int8_* fields",
+        "Transformer, with CTranslate2 (float32 and int8, without and with the shortlist as its "
+        "vocabulary map); bench.json gets int8_*, shortlist_*, int8_shortlist_*, ct2_*, "
+        "ct2_int8_*, ct2_shortlist_*, ct2_int8_shortlist_* fields",
     )
 
 

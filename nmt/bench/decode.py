@@ -66,9 +66,9 @@ def checkpoint_target(
 def deploy_targets(path: str, args: argparse.Namespace, test: Any, k: int) -> dict:
     """`--decode-deploy`: the same checkpoint decoded in int8, over its vocabulary shortlist
     (the run's shortlist.npz, or one `nmt.shortlist` builds into the scratch folder) in float
-    and in int8 (the output layer float), and, for a
-    Transformer, exported to CTranslate2 (into the scratch folder) and decoded there in float32
-    and int8."""
+    and in int8 (the output layer float), and, for a Transformer, exported to CTranslate2 (into
+    the scratch folder) and decoded there in float32 and int8, without and with the shortlist
+    as CTranslate2's vocabulary map."""
     import hashlib
     import logging
     from pathlib import Path
@@ -102,6 +102,13 @@ def deploy_targets(path: str, args: argparse.Namespace, test: Any, k: int) -> di
             targets[label] = checkpoint_target(
                 str(folder), args, "cpu", test, k, quantize=q, engine="ctranslate2"
             )
+        if "shortlist" in targets:  # the same list as CTranslate2's vocabulary map
+            folder = Path(args.work) / "ctranslate2-shortlist"
+            export_ctranslate2(ckpt, folder, force=True, shortlist=listed)
+            for label, q in (("ct2_shortlist", None), ("ct2_int8_shortlist", "int8")):
+                targets[label] = checkpoint_target(
+                    str(folder), args, "cpu", test, k, q, "ctranslate2", shortlist=listed
+                )
     return targets
 
 
