@@ -270,3 +270,13 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained
     assert row["method"] in text and "Luong et al. 2015" in text
     (tmp_path / "empty").mkdir()
     assert sweep_main([str(tmp_path / "empty"), "--no-eflomal"]) == 2
+    # --checkpoint: another checkpoint of both runs; its own table, metrics.json untouched
+    for run in pairs["luong_dot"]:
+        shutil.copy(run / "checkpoints" / "best.pt", run / "checkpoints" / "step_30.pt")
+    argv = [str(sweep), "--no-eflomal", "--rwth", str(rwth), "--gold-order", "src-tgt"]
+    argv += ["--checkpoint", "step_30.pt"]
+    assert sweep_main(argv) == 0
+    again = json.loads((sweep / "alignment-step_30.json").read_text())["luong_dot"]
+    assert again["method"] == row["method"] and not (sweep / "alignment.md").exists()
+    assert "aer" not in json.loads((sweep / "a" / "metrics.json").read_text())
+    assert sweep_main([*argv[:-1], "step_99.pt"]) == 2  # no such checkpoint: one error

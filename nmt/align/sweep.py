@@ -36,6 +36,7 @@ from nmt.align.run import (
     read_test_files,
     score_all,
 )
+from nmt.checkpoint import CheckpointError
 from nmt.files import atomic_write_text
 from nmt.rundir import finished_metrics, update_metrics
 
@@ -75,15 +76,17 @@ def find_pairs(root: Path) -> dict[str, tuple[Path, Path]]:
     }
 
 
-def _args(rwth: Path, fwd: Path, rev: Path, layer: int, gold_order: str) -> argparse.Namespace:
+def _args(
+    rwth: Path, fwd: Path, rev: Path, layer: int, gold_order: str, checkpoint: str
+) -> argparse.Namespace:
     return align_parser().parse_args(
         [
-            str(fwd / "checkpoints" / "best.pt"),
+            str(fwd / "checkpoints" / checkpoint),
             "--src", str(rwth / "test.de"),
             "--tgt", str(rwth / "test.en"),
             "--gold", str(rwth / "alignment.talp"),
             "--gold-order", gold_order,
-            "--reverse-ckpt", str(rev / "checkpoints" / "best.pt"),
+            "--reverse-ckpt", str(rev / "checkpoints" / checkpoint),
             "--layer", str(layer),
         ]
     )  # fmt: skip
@@ -100,15 +103,18 @@ def _line_label(lines: tuple[int, int]) -> str:
     return f"{lines[0] + 1}-{lines[1]}"
 
 
-def score_system(rwth: Path, fwd: Path, rev: Path, gold_order: str = "de-en") -> dict[str, Any]:
+def score_system(
+    rwth: Path, fwd: Path, rev: Path, gold_order: str = "de-en", checkpoint: str = "best.pt"
+) -> dict[str, Any]:
     """Every method (and layer) on 1–100; the best one's scores on 101–508 and on all.
-    `rwth` holds test.de (the source of `fwd`), test.en and alignment.talp."""
-    translator = load_translator(str(fwd / "checkpoints" / "best.pt"), "cpu")
+    `rwth` holds test.de (the source of `fwd`), test.en and alignment.talp; `checkpoint`: the
+    file in both runs' checkpoints/ folder (best.pt, last.pt, step_N.pt)."""
+    translator = load_translator(str(fwd / "checkpoints" / checkpoint), "cpu")
     model = translator.cfg.model
     layers = range(model.dec_layers) if getattr(model, "arch", "rnn") == "transformer" else [-1]
     best: dict[str, Any] | None = None
     for layer in layers:
-        args = _args(rwth, fwd, rev, layer, gold_order)
+        args = _args(rwth, fwd, rev, layer, gold_order, checkpoint)
         src, tgt, gold, _ = read_test_files(args)
         test = orient(args, src, tgt, gold, translator)
         predictions, excluded = attention_predictions(args, translator, test)
@@ -183,6 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-src", default=f"{root}/wmt14-slice-de-en/train.de.gz")
     parser.add_argument("--train-tgt", default=f"{root}/wmt14-slice-de-en/train.en.gz")
     parser.add_argument("--no-eflomal", action="store_true", help="leave out the eflomal line")
+    parser.add_argument(
+        "--gold-order",
+        default="de-en",
+        help="the language order of the gold links (nmt-align --gold-order); RWTH: de-en",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default="best.pt",
+        help="which checkpoint of each run (best.pt, last.pt, step_N.pt); with another than "
+        "best.pt the table goes to alignment-NAME.md/.json and metrics.json is left alone",
+    )
     args = parser.parse_args(argv)
     sweep, rwth = Path(args.sweep_dir), Path(args.rwth)
     try:
@@ -192,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         rows: dict[str, dict[str, Any]] = {}
         with torch.no_grad():
             for name, (fwd, rev) in pairs.items():
-                rows[name] = score_system(rwth, fwd, rev)
-                for run in (fwd, rev):
+                rows[name] = score_system(rwth, fwd, rev, args.gold_order, args.checkpoint)
+                for run in (fwd, rev) if args.checkpoint == "best.pt" else ():
                     update_metrics(
                         run,
                         {"aer": rows[name]["report"]["aer"], "aer_method": rows[name]["method"]},
@@ -203,12 +220,15 @@ def main(argv: list[str] | None = None) -> int:
             rows["eflomal (train + test text)"] = score_eflomal(
                 rwth, args.train_src, args.train_tgt
             )
-    except (AlignError, FileNotFoundError) as err:
+    except (AlignError, CheckpointError, FileNotFoundError) as err:
         print(f"nmt.align.sweep: error: {err}", file=sys.stderr)
         return 2
     text = format_markdown(rows)
-    atomic_write_text(sweep / "alignment.md", text)
-    atomic_write_text(sweep / "alignment.json", json.dumps(rows, indent=2) + "\n")
+    stem = (
+        "alignment" if args.checkpoint == "best.pt" else f"alignment-{Path(args.checkpoint).stem}"
+    )
+    atomic_write_text(sweep / f"{stem}.md", text)
+    atomic_write_text(sweep / f"{stem}.json", json.dumps(rows, indent=2) + "\n")
     print(text)
     return 0
 
