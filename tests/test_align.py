@@ -43,8 +43,10 @@ def test_lines_ranges():
 def test_nmt_align_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--src", "a", "--tgt", "b", "--gold", "c"])  # neither checkpoint nor --eflomal
+    capsys.readouterr()
     assert main(["--src", str(tmp_path / "nope"), "--tgt", "b", "--gold", "c", "--eflomal"]) == 2
-    assert "no such file" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--src {tmp_path / 'nope'}: file not found" in err[0]
 
 
 # --- end to end on the tiny trained run ---------------------------------------------------------

@@ -200,7 +200,7 @@ def test_nmt_explore_writes_the_page(explore_runs, tmp_path, capsys):
 @pytest.mark.parametrize(
     "change,message",
     [
-        ({"--src": "missing"}, "--src {tmp}/missing: no such file"),
+        ({"--src": "missing"}, "--src {tmp}/missing: file not found"),
         ({"--ref": None}, "--gold needs --ref"),
         ({"--gold": "bad"}, "--gold {tmp}/bad: line 2: bad link 'x-1'"),
         ({"--names": "a,b,c"}, "--names gives 3 names for 1 checkpoints"),

@@ -8,10 +8,9 @@ import sys
 
 import torch
 
-from nmt.align.common import AlignError
 from nmt.align.run import run_align
-from nmt.checkpoint import CheckpointError
-from nmt.config import SYMMETRISATIONS, ConfigError
+from nmt.config import SYMMETRISATIONS
+from nmt.errors import UserError
 from nmt.files import atomic_write_text
 
 
@@ -166,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with torch.no_grad():
             report = run_align(args)
-    except (AlignError, CheckpointError, ConfigError, FileNotFoundError) as err:
+    except (UserError, FileNotFoundError) as err:  # AlignError, CheckpointError, DataError, ...
         print(f"nmt-align: error: {err}", file=sys.stderr)
         return 2
     print(

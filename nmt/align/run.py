@@ -47,12 +47,6 @@ class GoldCorpus:
     flipped: bool  # whether the gold file lists (target, source)
 
 
-def _read(path: str, limit: int | None = None) -> list[str]:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    return read_lines(path, limit)
-
-
 def _lang_from_path(path: str) -> str | None:
     """The language code a file name ends in: `test.de` or `train.de.gz` -> `de`."""
     name = Path(path).name
@@ -95,7 +89,11 @@ def read_test_files(
 ) -> tuple[list[str], list[str], GoldAlignment, int]:
     """The test lines of both sides and the gold links in `--lines` (or the first `--limit`),
     and the 0-based number of the first line kept."""
-    src, tgt, gold = _read(args.src), _read(args.tgt), read_talp(args.gold)
+    src, tgt, gold = (
+        read_lines(args.src, what="--src"),
+        read_lines(args.tgt, what="--tgt"),
+        read_talp(args.gold),
+    )
     if not len(src) == len(tgt) == len(gold):
         raise AlignError(f"{len(src)} source, {len(tgt)} target and {len(gold)} gold lines differ")
     start, end = parse_lines(args.lines)
@@ -206,8 +204,12 @@ def _reverse_links(
 
 def eflomal_predictions(args: argparse.Namespace, test: GoldCorpus) -> tuple[Predictions, int]:
     """The eflomal baseline's links and the number of training pairs it was given."""
-    train_src = _read(args.train_src, args.max_train_lines) if args.train_src else []
-    train_tgt = _read(args.train_tgt, args.max_train_lines) if args.train_tgt else []
+    train_src = (
+        read_lines(args.train_src, args.max_train_lines, "--train-src") if args.train_src else []
+    )
+    train_tgt = (
+        read_lines(args.train_tgt, args.max_train_lines, "--train-tgt") if args.train_tgt else []
+    )
     links = eflomal_align(
         test.src, test.tgt, train_src, train_tgt, args.symmetrise, args.train_tokenize
     )

@@ -51,19 +51,25 @@ def iter_lines(path: Path) -> Iterator[str]:
         raise DataError(f"{path}: corrupt gzip file ({err})") from None
 
 
-def read_lines(path: str | Path, max_lines: int | None = None) -> list[str]:
+def read_lines(path: str | Path, max_lines: int | None = None, what: str = "") -> list[str]:
     """Read a plain or `.gz` UTF-8 text file into a list of lines (at most `max_lines`).
 
     Only the trailing newline / carriage return is removed; blank lines are kept so that the
-    two sides of a parallel corpus stay aligned.
+    two sides of a parallel corpus stay aligned. A missing or unreadable file is a DataError
+    naming it, after `what` (e.g. the option that gave the path) when given.
     """
     out: list[str] = []
     if max_lines is not None and max_lines <= 0:
         return out
-    for line in iter_lines(Path(path)):
-        out.append(line)
-        if max_lines is not None and len(out) >= max_lines:
-            break
+    try:
+        for line in iter_lines(Path(path)):
+            out.append(line)
+            if max_lines is not None and len(out) >= max_lines:
+                break
+    except DataError as err:
+        if what:
+            raise DataError(f"{what} {err}") from None
+        raise
     return out
 
 

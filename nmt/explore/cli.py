@@ -9,9 +9,9 @@ from pathlib import Path
 from nmt.align.common import AlignError
 from nmt.align.gold import read_talp
 from nmt.align.run import parse_lines
-from nmt.checkpoint import CheckpointError, run_folder
-from nmt.config import ConfigError
+from nmt.checkpoint import run_folder
 from nmt.data.corpus import read_lines
+from nmt.errors import UserError
 from nmt.explore.data import DEFAULT_METHOD, System, explorer_data
 from nmt.explore.page import write_page
 
@@ -47,12 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read(path: str, what: str) -> list[str]:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{what} {path}: no such file")
-    return read_lines(path)
-
-
 def system_names(checkpoints: list[str], translators: list, names: str | None) -> list[str]:
     """`--names`, or the mechanism (or `transformer`) and the run folder of each checkpoint."""
     if names is not None:
@@ -76,8 +70,8 @@ def run(args: argparse.Namespace) -> Path:
     from nmt.checkpoint import resolve_checkpoint
     from nmt.translate import Translator
 
-    sources = _read(args.src, "--src")
-    references = _read(args.ref, "--ref") if args.ref else None
+    sources = read_lines(args.src, what="--src")
+    references = read_lines(args.ref, what="--ref") if args.ref else None
     gold = None
     if args.gold:
         if references is None:
@@ -111,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     try:
         path = run(args)
-    except (AlignError, CheckpointError, ConfigError, FileNotFoundError) as err:
+    except (UserError, FileNotFoundError) as err:  # AlignError, CheckpointError, DataError, ...
         print(f"nmt-explore: error: {err}", file=sys.stderr)
         return 2
     size = path.stat().st_size
