@@ -282,3 +282,6 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained
     assert again["method"] == row["method"] and not (sweep / "alignment.md").exists()
     assert "aer" not in json.loads((sweep / "a" / "metrics.json").read_text())
     assert sweep_main([*argv[:-1], "step_99.pt"]) == 2  # no such checkpoint: one error
+    assert find_pairs(sweep, "step_30.pt") == pairs  # a run still training: its step files
+    (sweep / "a" / "metrics.json").unlink()
+    assert find_pairs(sweep) == {} and find_pairs(sweep, "step_30.pt") == pairs

@@ -58,13 +58,18 @@ def system_name(cfg: dict[str, Any]) -> str:
     return f"{name} guided λ={weight:g}" if weight else name
 
 
-def find_pairs(root: Path) -> dict[str, tuple[Path, Path]]:
-    """System name -> (de→en run, en→de run), finished runs only."""
+def find_pairs(root: Path, checkpoint: str | None = None) -> dict[str, tuple[Path, Path]]:
+    """System name -> (de→en run, en→de run): finished runs, or with `checkpoint` the runs
+    that have that file in checkpoints/ (a run still training has its step_N.pt)."""
     found: dict[str, dict[str, Path]] = {}
     for here, dirs, _ in os.walk(root):
         dirs.sort()
         run = Path(here)
-        if not (run / ".hydra" / "config.yaml").is_file() or finished_metrics(run) is None:
+        if not (run / ".hydra" / "config.yaml").is_file():
+            continue
+        if checkpoint is None and finished_metrics(run) is None:
+            continue
+        if checkpoint is not None and not (run / "checkpoints" / checkpoint).is_file():
             continue
         cfg = _config(run)
         direction = f"{cfg['data']['src_lang']}-{cfg['data']['tgt_lang']}"
@@ -203,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sweep, rwth = Path(args.sweep_dir), Path(args.rwth)
     try:
-        pairs = find_pairs(sweep)
+        chosen = None if args.checkpoint == "best.pt" else args.checkpoint
+        pairs = find_pairs(sweep, chosen)
         if not pairs:
-            raise AlignError(f"{sweep}: no finished de-en / en-de run pairs")
+            what = "finished runs" if chosen is None else f"both with checkpoints/{chosen}"
+            raise AlignError(f"{sweep}: no de-en / en-de run pairs ({what})")
         rows: dict[str, dict[str, Any]] = {}
         with torch.no_grad():
             for name, (fwd, rev) in pairs.items():
