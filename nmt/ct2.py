@@ -209,7 +209,7 @@ class CTranslate2Model:
         batch_size: int,
     ) -> list[Hypothesis]:
         """One Hypothesis per source (ids without EOS)."""
-        vocab, index = self.src_vocab, self.index
+        pieces, index = self.src_vocab, self.index
         lens = torch.tensor([len(ids) + 1 for ids in sources])  # + EOS, as nmt counts
         limits = lengths.limits(lens).tolist() if sources else []
         # length-sorted batches, each with its own length limit (CTranslate2 takes one per call,
@@ -219,7 +219,7 @@ class CTranslate2Model:
         for start in range(0, len(order), max(1, batch_size)):
             chunk = order[start : start + max(1, batch_size)]
             results = self.translator.translate_batch(
-                [[vocab[i] for i in sources[k]] for k in chunk],
+                [[pieces[i] for i in sources[k]] for k in chunk],
                 beam_size=beam,
                 length_penalty=length_penalty,
                 max_decoding_length=max(limits[k] for k in chunk),
