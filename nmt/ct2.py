@@ -139,8 +139,6 @@ def export_ctranslate2(
     folder without `force`, or a shortlist of another model's vocabulary."""
     from ctranslate2.converters.converter import Converter
 
-    from nmt.data.stream import tokenizer_digest
-
     ckpt = load_checkpoint(checkpoint, require=("config", "tokenizer", "model"))
     cfg = to_dataclass(ckpt["config"])
     if not isinstance(cfg.model, TransformerConfig):
@@ -154,8 +152,7 @@ def export_ctranslate2(
     tok = Tokenizer.from_dict(ckpt["tokenizer"])
     vmap = None
     if shortlist is not None:
-        listed = Shortlist.load(shortlist)
-        listed.check(tok.tgt_vocab_size, tokenizer_digest(tok), f"--shortlist {shortlist}")
+        listed = Shortlist.for_model(shortlist, tok)
         vmap = vmap_text(listed, vocabulary(tok.src), vocabulary(tok.tgt))
 
     class _NmtConverter(Converter):

@@ -65,6 +65,17 @@ class Shortlist:
                 f"{tgt_vocab}, tokenizer {tokenizer}): rebuild it with nmt-shortlist"
             )
 
+    @classmethod
+    def for_model(cls, path: str | Path, tokenizer) -> Shortlist:
+        """`load`, then `check` against the model's tokenizer (ConfigError naming the file)."""
+        from nmt.data.stream import tokenizer_digest
+
+        shortlist = cls.load(path)
+        shortlist.check(
+            tokenizer.tgt_vocab_size, tokenizer_digest(tokenizer), f"--shortlist {path}"
+        )
+        return shortlist
+
     def save(self, path: str | Path) -> Path:
         """Write it as .npz (atomically); `load` reads it back."""
         from nmt.files import atomic_write

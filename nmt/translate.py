@@ -26,7 +26,6 @@ from nmt.config import (
     check_output_lengths,
     to_dataclass,
 )
-from nmt.data.stream import tokenizer_digest
 from nmt.data.text import normalize
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding import Hypothesis, Lengths, decode_corpus
@@ -37,13 +36,6 @@ from nmt.runtime import autocast, pick_device, resolve_precision
 from nmt.shortlist import Shortlist
 
 ENGINES = ("torch", "ctranslate2")  # --engine: nmt's own decoder, or CTranslate2 (nmt.ct2)
-
-
-def _load_shortlist(path: str | Path, tokenizer: Tokenizer) -> Shortlist:
-    """The shortlist file, checked against the model's vocabulary (ConfigError naming it)."""
-    shortlist = Shortlist.load(path)
-    shortlist.check(tokenizer.tgt_vocab_size, tokenizer_digest(tokenizer), f"--shortlist {path}")
-    return shortlist
 
 
 class Translator:
@@ -119,7 +111,7 @@ class Translator:
             ) from None
         self.model.to(self.device).eval()
         if shortlist is not None:
-            self.shortlist = _load_shortlist(shortlist, self.tokenizer)
+            self.shortlist = Shortlist.for_model(shortlist, self.tokenizer)
         if quantize == "int8":
             self.model = quantize_int8(self.model, keep_output=self.shortlist is not None)
         limit = source_limit(self.cfg)
@@ -144,7 +136,7 @@ class Translator:
         self.device = pick_device("cpu", "--device")
         self.precision = resolve_precision("fp32", self.device, "--precision")
         if shortlist is not None:
-            self.shortlist = _load_shortlist(shortlist, self.tokenizer)
+            self.shortlist = Shortlist.for_model(shortlist, self.tokenizer)
             check_vmap(folder, self.shortlist, self.tokenizer, shortlist)
         self.model = CTranslate2Model(
             folder,

@@ -207,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sweep, rwth = Path(args.sweep_dir), Path(args.rwth)
+    chosen = None if args.checkpoint == "best.pt" else args.checkpoint  # None: best.pt
     try:
-        chosen = None if args.checkpoint == "best.pt" else args.checkpoint
         pairs = find_pairs(sweep, chosen)
         if not pairs:
             what = "finished runs" if chosen is None else f"both with checkpoints/{chosen}"
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             for name, (fwd, rev) in pairs.items():
                 rows[name] = score_system(rwth, fwd, rev, args.gold_order, args.checkpoint)
-                for run in (fwd, rev) if args.checkpoint == "best.pt" else ():
+                for run in (fwd, rev) if chosen is None else ():
                     update_metrics(
                         run,
                         {"aer": rows[name]["report"]["aer"], "aer_method": rows[name]["method"]},
@@ -231,9 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nmt.align.sweep: error: {err}", file=sys.stderr)
         return 2
     text = format_markdown(rows)
-    stem = (
-        "alignment" if args.checkpoint == "best.pt" else f"alignment-{Path(args.checkpoint).stem}"
-    )
+    stem = "alignment" if chosen is None else f"alignment-{Path(chosen).stem}"
     atomic_write_text(sweep / f"{stem}.md", text)
     atomic_write_text(sweep / f"{stem}.json", json.dumps(rows, indent=2) + "\n")
     print(text)
