@@ -15,6 +15,7 @@ distribution is q = (1 - eps) one_hot(y) + eps / V, so per row
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -197,6 +198,14 @@ def reinforce_loss(
     return -(per_step * real_f).sum()
 
 
+class BatchLoss(NamedTuple):
+    """A batch's training objective and its terms, each summed over the batch (float32)."""
+
+    total: Tensor  # what is minimised: cross_entropy + guided (weighted) + REINFORCE terms
+    cross_entropy: Tensor  # the label-smoothed token cross-entropy alone (what is logged)
+    guided: Tensor | None  # the guided alignment loss before its weight, when a guide is given
+
+
 def batch_loss(
     model: nn.Module,
     output: nn.Linear,
@@ -205,7 +214,7 @@ def batch_loss(
     device: torch.device,
     precision: Precision,
     guide: Guide | None = None,
-) -> Tensor:
+) -> BatchLoss:
     """Summed token cross-entropy (float32) of a batch under teacher forcing, plus the guided
     alignment loss times its weight when a `guide` is given, plus the REINFORCE terms of hard
     attention that sampled positions in this forward (`reinforce_loss`).
@@ -226,7 +235,7 @@ def batch_loss(
     sampled = [(m, m.take_trace()) for m in model.modules() if isinstance(m, HardAttention)]
     sampled = [(m, trace) for m, trace in sampled if trace is not None]
     rows = torch.empty(int(real.sum()), device=hidden.device) if sampled else None  # (N,)
-    loss = linear_cross_entropy(
+    cross_entropy = linear_cross_entropy(
         hidden[real],  # (N, H)
         output.weight,
         output.bias,
@@ -235,12 +244,12 @@ def batch_loss(
         dtype=torch.bfloat16 if precision.name == "bf16" else hidden.dtype,
         rows=rows,
     )
+    total, guided = cross_entropy, None
     for attention, (log_a, entropy) in sampled:  # hard attention trained by REINFORCE
         nll = torch.zeros(real.shape, device=rows.device).masked_scatter(real, rows)  # (B, T)
-        loss = loss + reinforce_loss(attention, log_a, entropy, nll, real)
+        total = total + reinforce_loss(attention, log_a, entropy, nll, real)
     if guide is not None and guide.weight > 0:
         att = guide.attention(attention)  # (B, T, S)
-        loss = loss + guide.weight * guided_alignment_loss(
-            att, guide.gold(batch, att.shape, att.device)
-        )
-    return loss
+        guided = guided_alignment_loss(att, guide.gold(batch, att.shape, att.device))
+        total = total + guide.weight * guided
+    return BatchLoss(total, cross_entropy, guided)

@@ -26,7 +26,7 @@ from nmt.data.guided import training_links
 from nmt.data.tokenizer import Tokenizer
 from nmt.distributed import from_rank0, wrap_ddp
 from nmt.errors import UserError
-from nmt.loss import Guide, batch_loss
+from nmt.loss import BatchLoss, Guide, batch_loss
 from nmt.models import (
     build_model,
     check_config,
@@ -179,14 +179,18 @@ class Trainer:
         label_smoothing: float,
         model: nn.Module | None = None,
         guide: Guide | None = None,
-    ) -> torch.Tensor:
+    ) -> BatchLoss:
         """Summed token cross-entropy of a batch (float32), plus the guided alignment loss with a
-        `guide`; `model` defaults to the DDP wrapper."""
+        `guide` (and hard attention's REINFORCE terms); `model` defaults to the DDP wrapper."""
         net, output = model or self.ddp_model, self.model.output_layer
         return batch_loss(net, output, batch, label_smoothing, self.device, self.precision, guide)
 
-    def train_step(self, batch: Batch) -> float | None:
-        """One update; returns the per-token loss, or None when the update was skipped."""
+    def train_step(self, batch: Batch) -> dict[str, float] | None:
+        """One update; returns this rank's per-token losses, or None when the update was skipped:
+        `loss`, the (label-smoothed) cross-entropy alone, and `guided_loss`, the guided alignment
+        loss before its weight, with a guide. The objective minimised adds the weighted guided
+        loss and hard attention's REINFORCE terms: logging their sum would make guided and
+        unguided runs' curves incomparable."""
         t = self.cfg.trainer
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -202,9 +206,8 @@ class Trainer:
         used = budget_used(self.progress.step, self.progress.train_time, t)
         for module in self.hard_attention:  # the soft-to-hard curriculum follows the budget
             module.set_progress(used)
-        loss_sum = self.loss_on(batch, t.label_smoothing, guide=self.guide)
-        (loss_sum * scale).backward()
-        loss = loss_sum.detach() / tokens  # this rank's per-token loss, for logging
+        terms = self.loss_on(batch, t.label_smoothing, guide=self.guide)
+        (terms.total * scale).backward()
         norm = (
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
             if t.clip_grad_norm > 0
@@ -212,7 +215,7 @@ class Trainer:
                 [p.grad.norm() for p in self.model.parameters() if p.grad is not None]
             ).norm()
         )
-        value = loss.item()
+        value = terms.total.item()
         if not (math.isfinite(value) and bool(torch.isfinite(norm))):
             self._skip_update("loss" if not math.isfinite(value) else "gradient")
             return None
@@ -220,7 +223,10 @@ class Trainer:
         self.optimizer.step()
         if t.schedule != "plateau":
             self.scheduler.step()
-        return value
+        losses = {"loss": terms.cross_entropy.item() / tokens}
+        if terms.guided is not None:
+            losses["guided_loss"] = terms.guided.item() / tokens
+        return losses
 
     def _skip_update(self, what: str) -> None:
         """Drop this step's gradients; stop the run after `trainer.nan_tolerance` in a row."""
@@ -251,7 +257,7 @@ class Trainer:
     # --- validation --------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         """Dev loss, perplexity, BLEU and chrF (greedy or `decode.valid_beam`)."""
-        return self.dev.scores(lambda batch: self.loss_on(batch, 0.0, self.model))
+        return self.dev.scores(lambda batch: self.loss_on(batch, 0.0, self.model).cross_entropy)
 
     def translate_ids(self, sources: list, beam: int, need_attention: bool = False):
         """Decode token-id sources with the model as it is now (decode.* settings)."""
@@ -370,22 +376,23 @@ class Trainer:
         batch = collate([train.src[i] for i in idx], [train.tgt[i] for i in idx], idx)
         batch = batch.to(self.device)
         tick = time.perf_counter()
-        loss = self.train_step(batch)
+        losses = self.train_step(batch)
         p.train_time += time.perf_counter() - tick
         p.step += 1
         p.batch_in_epoch += 1
         p.src_tokens += batch.n_src_tokens * self.world_size
         p.tgt_tokens += batch.n_tgt_tokens * self.world_size
         bar.update(1)
-        if loss is None or p.step % t.log_every != 0 or not self.main:
+        if losses is None or p.step % t.log_every != 0 or not self.main:
             return
         tok_s = p.tgt_tokens / max(p.train_time, 1e-9)
         lr = self.optimizer.param_groups[0]["lr"]
-        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tok_s:.0f}")
-        record = {"step": p.step, "epoch": p.epoch, "loss": loss, "lr": lr}
+        bar.set_postfix(loss=f"{losses['loss']:.3f}", tok_s=f"{tok_s:.0f}")
+        record = {"step": p.step, "epoch": p.epoch, **losses, "lr": lr}
         progress_log.write(json.dumps(record) + "\n")
         progress_log.flush()
-        self.writer.add_scalar("train/loss", loss, p.step)
+        for key, value in losses.items():
+            self.writer.add_scalar(f"train/{key}", value, p.step)
         self.writer.add_scalar("train/lr", lr, p.step)
         self.writer.add_scalar("train/tgt_tokens_per_s", tok_s, p.step)
 

@@ -133,16 +133,27 @@ def test_ddp_matches_single_process(tmp_path, guided, monkeypatch):
             ref.model.train()
             ref.optimizer.zero_grad(set_to_none=True)
             batches = [_collate(ref, shards[r][step]) for r in range(WORLD)]
-            sums = [ref.loss_on(b, t.label_smoothing, guide=ref.guide) for b in batches]
-            per_rank = [s / b.n_tgt_tokens for s, b in zip(sums, batches)]
-            (sum(sums) / sum(b.n_tgt_tokens for b in batches)).backward()  # global token mean
+            terms = [ref.loss_on(b, t.label_smoothing, guide=ref.guide) for b in batches]
+            per_rank = [
+                {
+                    k: float(v.detach()) / b.n_tgt_tokens
+                    for k, v in x._asdict().items()
+                    if v is not None
+                }
+                for x, b in zip(terms, batches)
+            ]
+            total = sum(x.total for x in terms)
+            (total / sum(b.n_tgt_tokens for b in batches)).backward()  # global token mean
             torch.nn.utils.clip_grad_norm_(ref.model.parameters(), t.clip_grad_norm)
             ref.optimizer.step()
             if t.schedule != "plateau":
                 ref.scheduler.step()
             for r in range(WORLD):
-                got = ranks[r]["losses"][step]
-                assert got == pytest.approx(per_rank[r].item(), rel=1e-4, abs=1e-5), (step, r)
+                got, want = ranks[r]["losses"][step], per_rank[r]
+                assert got["loss"] == pytest.approx(want["cross_entropy"], rel=1e-4, abs=1e-5)
+                assert ("guided_loss" in got) == guided, (step, r)
+                if guided:
+                    assert got["guided_loss"] == pytest.approx(want["guided"], rel=1e-4, abs=1e-5)
     finally:
         torch.set_num_threads(threads)
     assert torch.allclose(ranks[0]["params"], _flat_params(ref.model), rtol=1e-4, atol=1e-5)

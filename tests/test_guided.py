@@ -7,6 +7,7 @@ test_align_eflomal.py."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -101,10 +102,11 @@ def _reversal_aer(run: Path) -> float:
 @pytest.mark.slow
 def test_guided_training_lowers_aer_on_reversal(tmp_path, stand_in_eflomal):
     """The same tiny RNN (Luong dot, 30 steps) with and without guided alignment toward the
-    reversal's true links: the guided one aligns (much) better."""
+    reversal's true links: the guided one aligns (much) better. progress.jsonl logs the
+    cross-entropy as `loss` in both runs and the guided loss beside it, falling."""
     from nmt.pipeline import run
 
-    aer = {}
+    aer, logged = {}, {}
     for weight in (0.0, 1.0):
         over = tiny_overrides(
             tmp_path / str(weight),
@@ -113,8 +115,16 @@ def test_guided_training_lowers_aer_on_reversal(tmp_path, stand_in_eflomal):
         )
         run(compose(over), tmp_path / str(weight) / "run")
         aer[weight] = _reversal_aer(tmp_path / str(weight) / "run")
+        progress = tmp_path / str(weight) / "run" / "progress.jsonl"
+        logged[weight] = [json.loads(line) for line in progress.open()]
     assert stand_in_eflomal.calls == 1
     assert aer[1.0] < aer[0.0] - 0.2 and aer[1.0] < 0.2, aer
+    assert not any("guided_loss" in r for r in logged[0.0])
+    guided = [r["guided_loss"] for r in logged[1.0]]
+    assert len(guided) == len(logged[1.0]) and guided[-1] < 0.5 * guided[0], guided
+    # the same first batch and weights: the first step's cross-entropy does not include the
+    # guided term (it would be larger by guided[0])
+    assert logged[1.0][0]["loss"] == pytest.approx(logged[0.0][0]["loss"], rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -164,11 +174,12 @@ def test_guided_loss_trains_every_mechanism_toward_the_links(arch):
     losses = []
     for _ in range(15):
         ce = batch_loss(model, model.output_layer, batch, 0.0, torch.device("cpu"), fp32)
-        total = batch_loss(model, model.output_layer, batch, 0.0, torch.device("cpu"), fp32, guide)
-        guided = (total - ce).item()
-        losses.append(guided)
+        terms = batch_loss(model, model.output_layer, batch, 0.0, torch.device("cpu"), fp32, guide)
+        assert ce.guided is None and torch.allclose(terms.cross_entropy, ce.total)
+        assert torch.allclose(terms.total, terms.cross_entropy + guide.weight * terms.guided)
+        losses.append(terms.guided.item())
         optimizer.zero_grad()
-        (total - ce.detach()).backward()
+        terms.guided.backward()
         optimizer.step()
     assert all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0], losses
 

@@ -131,7 +131,9 @@ def test_gradients_reach_the_score_only_through_the_estimator(att):
         model.zero_grad()
         torch.manual_seed(3)
         if with_estimator or isinstance(model.decoder.attention, HardAttention) is False:
-            loss = batch_loss(model, model.output_layer, batch, 0.0, torch.device("cpu"), fp32)
+            loss = batch_loss(
+                model, model.output_layer, batch, 0.0, torch.device("cpu"), fp32
+            ).total
         else:  # the likelihood alone, through the sampled one-hot context
             hidden, _ = model(batch.src, batch.src_lens, batch.tgt_in, project=False)
             model.decoder.attention.take_trace()
@@ -188,7 +190,7 @@ def test_baseline_is_saved_with_the_model_and_loaded_back():
     batch = a_batch()
     fp32 = resolve_precision("fp32", torch.device("cpu"), "test")
     model.train()
-    batch_loss(model, model.output_layer, batch, 0.0, torch.device("cpu"), fp32).backward()
+    batch_loss(model, model.output_layer, batch, 0.0, torch.device("cpu"), fp32).total.backward()
     state = model.state_dict()
     value = state["decoder.attention.baseline"]
     assert torch.isfinite(value)

@@ -170,8 +170,8 @@ def measure_training(trainer: Any, warmup: int, steps: int) -> Training:
     def step(idx) -> tuple[int, int, float | None]:
         batch = collate([train.src[i] for i in idx], [train.tgt[i] for i in idx], idx)
         batch = batch.to(device)
-        loss = trainer.train_step(batch)
-        return batch.n_src_tokens, batch.n_tgt_tokens, loss
+        losses = trainer.train_step(batch)
+        return batch.n_src_tokens, batch.n_tgt_tokens, losses and losses["loss"]
 
     src_len, tgt_len = train.src.lengths, train.tgt.lengths
     it = _endless_batches(trainer.sampler)
