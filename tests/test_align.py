@@ -44,6 +44,9 @@ def test_nmt_align_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--src", "a", "--tgt", "b", "--gold", "c"])  # neither checkpoint nor --eflomal
     capsys.readouterr()
+    with pytest.raises(SystemExit):  # every threshold is checked
+        main(["--src", "a", "--tgt", "b", "--gold", "c", "--eflomal", "--threshold", "0.2", "1.5"])
+    assert "--threshold must be in (0, 1], got 1.5" in capsys.readouterr().err
     assert main(["--src", str(tmp_path / "nope"), "--tgt", "b", "--gold", "c", "--eflomal"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--src {tmp_path / 'nope'}: file not found" in err[0]
@@ -69,19 +72,24 @@ def test_nmt_align_end_to_end_on_trained_run(trained_run, tmp_path, capsys):
     out = tmp_path / "aer.json"
     ckpt = str(trained_run / "checkpoints" / "best.pt")
     args = ["--src", str(src), "--tgt", str(tgt), "--gold", str(gold), "--gold-order", "src-tgt"]
-    rc = main([ckpt, *args, "--threshold", "0.2", "--json", str(out), "--reverse-ckpt", ckpt])
+    rc = main(
+        [ckpt, *args, "--threshold", "0.2", "0.5", "--json", str(out), "--reverse-ckpt", ckpt]
+    )
     assert rc == 0
     report = json.loads(out.read_text())
     assert report["sentences"] == len(lines) and report["scored_sentences"] == len(lines)
     methods = {"argmax", "threshold>=0.2", "reverse argmax", "intersection", "grow-diag"}
     methods |= {"grow-diag-final", "shift-att threshold>=0.2"}
+    methods |= {"threshold>=0.5", "shift-att threshold>=0.5"}  # one method per threshold
     methods |= {f"{p}{m}" for p in ("shift-att ", "reverse shift-att ") for m in ("argmax",)}
     methods |= {f"shift-att {m}" for m in ("intersection", "grow-diag", "grow-diag-final")}
     assert set(report["results"]) == methods
     assert report["lines"] == f"1-{len(lines)}"
     for r in report["results"].values():
         assert 0.0 <= r["aer"] <= 1.0
-    # argmax gives exactly one link per target word
+    # a higher threshold keeps a subset of the links; argmax gives exactly one per target word
+    results = report["results"]
+    assert results["threshold>=0.5"]["links"] <= results["threshold>=0.2"]["links"]
     assert report["results"]["argmax"]["links"] == sum(len(s.split()) for s in lines)
     assert report["results"]["argmax"]["sure"] == sum(len(s.split()) for s in lines)
     text = capsys.readouterr().out
@@ -216,7 +224,7 @@ def test_forced_decoding_prepares_text_like_training(trained_run):
     src, tgt = ["a1,a2 a3"], ["a3 a2,a1"]
     tokenized = forced_attention(tr, src, tgt)
     np.testing.assert_allclose(tokenized[0], plain[0])
-    links = model_alignments(tr, src, tgt, threshold=0.01)
+    links = model_alignments(tr, src, tgt, thresholds=(0.01,))
     assert links.mismatched == []
     assert {t for _, t in links.links["argmax"][0]} == {0, 1}  # one link per gold target word
     assert all(s < 2 and t < 2 for s, t in links.links["threshold>=0.01"][0])

@@ -47,7 +47,11 @@ def _add_test_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--threshold", type=float, default=0.3, help="weight threshold of the threshold method"
+        "--threshold",
+        type=float,
+        nargs="+",
+        default=[0.3],
+        help="weight threshold(s) of the threshold method: one method per value",
     )
     parser.add_argument(
         "--renormalize", action="store_true", help="rescale rows to 1 after dropping </s>"
@@ -129,8 +133,9 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error("give a checkpoint, --eflomal, or both")
     if bool(args.train_src) != bool(args.train_tgt):
         parser.error("--train-src and --train-tgt go together")
-    if not 0.0 < args.threshold <= 1.0:
-        parser.error(f"--threshold must be in (0, 1], got {args.threshold}")
+    for threshold in args.threshold:
+        if not 0.0 < threshold <= 1.0:
+            parser.error(f"--threshold must be in (0, 1], got {threshold}")
     if bool(args.plot_lines) != bool(args.plot_dir):
         parser.error("--plot-lines and --plot-dir go together")
     if args.batch_size < 1:

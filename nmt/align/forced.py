@@ -148,7 +148,7 @@ def model_alignments(
     translator: Translator,
     src_lines: Sequence[str],
     tgt_lines: Sequence[str],
-    threshold: float = 0.3,
+    thresholds: Sequence[float] = (0.3,),
     batch_size: int = 32,
     layer: int = -1,
     head: int | None = None,
@@ -156,7 +156,8 @@ def model_alignments(
     keep_words: Sequence[int] = (),
 ) -> ModelLinks:
     """Forced decoding, word aggregation and extraction for a model: `argmax` and
-    `threshold>=T` of the plain and the shifted read-out (`shift-att argmax`, ...).
+    `threshold>=T` (one method per T in `thresholds`) of the plain and the shifted read-out
+    (`shift-att argmax`, ...).
 
     A sentence whose pieces do not group into the whitespace words of the given lines gets no
     links and is listed in `mismatched`. The word-level attention of the `keep_words` lines is
@@ -165,15 +166,16 @@ def model_alignments(
     att = forced_attention(
         translator, src_lines, tgt_lines, batch_size, layer, head, extra_steps=max(shifts.values())
     )
-    methods = [(p, "argmax") for p in shifts] + [(p, f"threshold>={threshold:g}") for p in shifts]
-    links = ModelLinks({p + m: [] for p, m in methods}, [])
+    methods = [(p, "argmax", 0.0) for p in shifts]
+    methods += [(p, f"threshold>={t:g}", t) for p in shifts for t in dict.fromkeys(thresholds)]
+    links = ModelLinks({p + m: [] for p, m, _ in methods}, [])
     for k, (s, t, a) in enumerate(zip(src_lines, tgt_lines, att)):
         words = _gold_word_attention(translator, s, t, a, renormalize, shifts)
         if words is None:
             links.mismatched.append(k)
         elif k in keep_words:
             links.words[k] = words
-        for prefix, method in methods:
+        for prefix, method, threshold in methods:
             if words is None:
                 links.links[prefix + method].append(set())
             elif method == "argmax":

@@ -124,7 +124,7 @@ def orient(
 
 def _model_kwargs(args: argparse.Namespace) -> dict:
     return {
-        "threshold": args.threshold,
+        "thresholds": args.threshold,
         "batch_size": args.batch_size,
         "layer": args.layer,
         "head": args.head,

@@ -3,11 +3,11 @@
 The sweep trains every system in both directions (de→en and en→de). Here each de→en run is
 paired with the en→de run of the same configuration, and both are scored against the gold
 links with every extraction method of `nmt-align` (plain and shifted read-out, argmax,
-threshold, and the intersection / grow-diag / grow-diag-final of both directions), for a
-Transformer at every decoder layer (head average).
+threshold at 0.1, 0.2, ..., 0.5, and the intersection / grow-diag / grow-diag-final of both
+directions), for a Transformer at every decoder layer (head average).
 
-**Protocol** (no setting is chosen on the sentences it is reported on): the method (and layer)
-with the lowest AER on gold sentences 1–100 is chosen per system; its AER on sentences 101–508
+**Protocol** (no setting is chosen on the sentences it is reported on): the method (with its
+threshold, and layer) with the lowest AER on gold sentences 1–100 is chosen per system; its AER on sentences 101–508
 is the system's figure (all 508 beside it, for comparison with the literature). eflomal is run
 on the same training text plus the test sentences (grow-diag-final) and scored on the same
 lines. The table goes to DIR/alignment.md and .json; each paired run's metrics.json gets `aer`
@@ -41,6 +41,7 @@ from nmt.files import atomic_write_text
 from nmt.rundir import finished_metrics, update_metrics
 
 SELECT, REPORT = (0, 100), (100, 508)  # 0-based [start, end) of the gold lines
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)  # the threshold method's candidates, chosen on SELECT
 LUONG_2015 = {"luong_location": 0.39, "local_m": 0.34, "local_p": 0.36, "berkeley aligner": 0.32}
 
 
@@ -93,6 +94,7 @@ def _args(
             "--gold-order", gold_order,
             "--reverse-ckpt", str(rev / "checkpoints" / checkpoint),
             "--layer", str(layer),
+            "--threshold", *map(str, THRESHOLDS),
         ]
     )  # fmt: skip
 
