@@ -83,6 +83,11 @@ def test_nmt_align_end_to_end_on_trained_run(trained_run, tmp_path, capsys):
     methods |= {"threshold>=0.5", "shift-att threshold>=0.5"}  # one method per threshold
     methods |= {f"{p}{m}" for p in ("shift-att ", "reverse shift-att ") for m in ("argmax",)}
     methods |= {f"shift-att {m}" for m in ("intersection", "grow-diag", "grow-diag-final")}
+    for p in ("", "shift-att "):  # both directions' threshold links, and their symmetrisations
+        for t in ("0.2", "0.5"):
+            methods.add(f"reverse {p}threshold>={t}")
+            methods |= {f"{p}{m} of threshold>={t}" for m in ("intersection", "grow-diag")}
+            methods.add(f"{p}grow-diag-final of threshold>={t}")
     assert set(report["results"]) == methods
     assert report["lines"] == f"1-{len(lines)}"
     for r in report["results"].values():
@@ -90,6 +95,9 @@ def test_nmt_align_end_to_end_on_trained_run(trained_run, tmp_path, capsys):
     # a higher threshold keeps a subset of the links; argmax gives exactly one per target word
     results = report["results"]
     assert results["threshold>=0.5"]["links"] <= results["threshold>=0.2"]["links"]
+    both = results["intersection of threshold>=0.2"]["links"]
+    assert both <= min(results[f"{d}threshold>=0.2"]["links"] for d in ("", "reverse "))
+    assert results["grow-diag-final of threshold>=0.2"]["links"] >= both
     assert report["results"]["argmax"]["links"] == sum(len(s.split()) for s in lines)
     assert report["results"]["argmax"]["sure"] == sum(len(s.split()) for s in lines)
     text = capsys.readouterr().out

@@ -35,9 +35,10 @@ What it does, step by step:
    Both for the plain read-out (`argmax`, `threshold>=0.3`) and the shifted one
    (`shift-att argmax`, ...).
    - with `--reverse-ckpt` (a model trained in the other direction, same text): its own argmax
-     alignment, and the `intersection`, `grow-diag` and `grow-diag-final` symmetrisations
-     (Koehn et al. 2003; Och & Ney 2003) of both directions' argmax alignments, per read-out
-     (Chen et al. combine both directions of Shift-Att with grow-diag).
+     and threshold alignments, and the `intersection`, `grow-diag` and `grow-diag-final`
+     symmetrisations (Koehn et al. 2003; Och & Ney 2003) of both directions' argmax alignments
+     and of their threshold alignments (`grow-diag of threshold>=0.3`), per read-out (Chen et
+     al. combine both directions of Shift-Att with grow-diag).
 
    **Choosing settings without overfitting the gold**: `--lines 1-100` scores only those
    sentences (choose the layer, head, threshold, read-out there), `--lines 101-508` reports.

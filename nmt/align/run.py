@@ -136,8 +136,9 @@ def attention_predictions(
     args: argparse.Namespace, translator: Translator, test: GoldCorpus, first: int = 0
 ) -> tuple[Predictions, set[int]]:
     """The model's links (argmax and threshold of the plain and the shifted read-out) and,
-    with `--reverse-ckpt`, the reverse model's argmax links and the symmetrisations of both
-    directions' argmax links (per read-out); the lines whose pieces do not match the gold's
+    with `--reverse-ckpt`, the reverse model's links and the symmetrisations of both
+    directions' argmax links (`grow-diag`, ...) and threshold links (`grow-diag of
+    threshold>=0.3`, ...), per read-out; the lines whose pieces do not match the gold's
     words. `first` is the 0-based file line of the first test sentence (`--plot-lines` count
     file lines)."""
     keep = [k - 1 - first for k in args.plot_lines]
@@ -147,11 +148,14 @@ def attention_predictions(
     if args.reverse_ckpt:
         rev, rev_excluded = _reverse_links(args, test)
         excluded |= rev_excluded
-        for prefix in ("", "shift-att "):
-            fwd_links, rev_links = fw.links[prefix + "argmax"], rev[prefix + "argmax"]
-            predictions[f"reverse {prefix}argmax"] = rev_links
+        for name, fwd_links in fw.links.items():  # "argmax", "shift-att threshold>=0.3", ...
+            readout, _, extraction = name.rpartition(" ")
+            prefix = readout + " " if readout else ""
+            suffix = "" if extraction == "argmax" else f" of {extraction}"
+            rev_links = rev[name]
+            predictions[f"reverse {name}"] = rev_links
             for method in ("intersection", "grow-diag", "grow-diag-final"):
-                predictions[prefix + method] = [
+                predictions[prefix + method + suffix] = [
                     symmetrise(a, b, method) for a, b in zip(fwd_links, rev_links)
                 ]
     if args.plot_dir:
