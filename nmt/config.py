@@ -254,9 +254,15 @@ def _choice(key: str, value: Any, allowed: tuple) -> None:
         )
 
 
-def _check_guided_alignment(g: GuidedAlignmentConfig, m: Any) -> None:
+def _check_guided_alignment(g: GuidedAlignmentConfig, m: Any, a: AttentionConfig) -> None:
     if g.weight < 0:
         raise ConfigError(f"trainer.guided_alignment.weight={g.weight} must be >= 0")
+    if g.weight > 0 and not isinstance(m, TransformerConfig) and a.hard != "none":
+        raise ConfigError(
+            f"trainer.guided_alignment.weight={g.weight} with attention.hard={a.hard}: hard "
+            "attention returns the sampled one-hot rows, which the guided loss cannot train; "
+            "guide a soft mechanism (attention.hard=none)"
+        )
     _choice(
         "trainer.guided_alignment.symmetrise",
         g.symmetrise,
@@ -315,7 +321,7 @@ def validate(cfg: Config) -> None:
     if t.schedule == "budget" and not (t.max_steps or t.max_time):
         raise ConfigError("trainer.schedule=budget needs trainer.max_steps or trainer.max_time")
     _choice("trainer.precision", t.precision, ("auto", "fp32", "bf16"))
-    _check_guided_alignment(t.guided_alignment, m)
+    _check_guided_alignment(t.guided_alignment, m, cfg.attention)
     _choice("trainer.device", t.device, ("auto", "cpu", "cuda"))
     if t.lr <= 0:
         raise ConfigError(f"trainer.lr={t.lr} must be > 0")

@@ -245,9 +245,9 @@ def batch_loss(
         rows=rows,
     )
     total, guided = cross_entropy, None
-    for attention, (log_a, entropy) in sampled:  # hard attention trained by REINFORCE
+    for module, (log_a, entropy) in sampled:  # hard attention trained by REINFORCE
         nll = torch.zeros(real.shape, device=rows.device).masked_scatter(real, rows)  # (B, T)
-        total = total + reinforce_loss(attention, log_a, entropy, nll, real)
+        total = total + reinforce_loss(module, log_a, entropy, nll, real)
     if guide is not None and guide.weight > 0:
         att = guide.attention(attention)  # (B, T, S)
         guided = guided_alignment_loss(att, guide.gold(batch, att.shape, att.device))

@@ -215,17 +215,20 @@ class Trainer:
                 [p.grad.norm() for p in self.model.parameters() if p.grad is not None]
             ).norm()
         )
-        value = terms.total.item()
-        if not (math.isfinite(value) and bool(torch.isfinite(norm))):
+        parts = [terms.total, terms.cross_entropy, norm]
+        if terms.guided is not None:
+            parts.append(terms.guided)
+        value, cross_entropy, norm_value, *guided = torch.stack([x.float() for x in parts]).tolist()
+        if not (math.isfinite(value) and math.isfinite(norm_value)):
             self._skip_update("loss" if not math.isfinite(value) else "gradient")
             return None
         self.progress.nonfinite_in_a_row = 0
         self.optimizer.step()
         if t.schedule != "plateau":
             self.scheduler.step()
-        losses = {"loss": terms.cross_entropy.item() / tokens}
-        if terms.guided is not None:
-            losses["guided_loss"] = terms.guided.item() / tokens
+        losses = {"loss": cross_entropy / tokens}
+        if guided:
+            losses["guided_loss"] = guided[0] / tokens
         return losses
 
     def _skip_update(self, what: str) -> None:

@@ -45,7 +45,7 @@ def test_nmt_align_usage_errors(tmp_path, capsys):
         main(["--src", "a", "--tgt", "b", "--gold", "c"])  # neither checkpoint nor --eflomal
     capsys.readouterr()
     with pytest.raises(SystemExit):  # every threshold is checked
-        main(["--src", "a", "--tgt", "b", "--gold", "c", "--eflomal", "--threshold", "0.2", "1.5"])
+        main(["--src", "a", "--tgt", "b", "--gold", "c", "--eflomal", "--threshold", "0.2,1.5"])
     assert "--threshold must be in (0, 1], got 1.5" in capsys.readouterr().err
     assert main(["--src", str(tmp_path / "nope"), "--tgt", "b", "--gold", "c", "--eflomal"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -72,9 +72,7 @@ def test_nmt_align_end_to_end_on_trained_run(trained_run, tmp_path, capsys):
     out = tmp_path / "aer.json"
     ckpt = str(trained_run / "checkpoints" / "best.pt")
     args = ["--src", str(src), "--tgt", str(tgt), "--gold", str(gold), "--gold-order", "src-tgt"]
-    rc = main(
-        [ckpt, *args, "--threshold", "0.2", "0.5", "--json", str(out), "--reverse-ckpt", ckpt]
-    )
+    rc = main([ckpt, *args, "--threshold", "0.2,0.5", "--json", str(out), "--reverse-ckpt", ckpt])
     assert rc == 0
     report = json.loads(out.read_text())
     assert report["sentences"] == len(lines) and report["scored_sentences"] == len(lines)

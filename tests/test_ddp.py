@@ -149,11 +149,11 @@ def test_ddp_matches_single_process(tmp_path, guided, monkeypatch):
             if t.schedule != "plateau":
                 ref.scheduler.step()
             for r in range(WORLD):
-                got, want = ranks[r]["losses"][step], per_rank[r]
-                assert got["loss"] == pytest.approx(want["cross_entropy"], rel=1e-4, abs=1e-5)
+                got, want, close = ranks[r]["losses"][step], per_rank[r], {"rel": 1e-4, "abs": 1e-5}
+                assert got["loss"] == pytest.approx(want["cross_entropy"], **close), (step, r)
                 assert ("guided_loss" in got) == guided, (step, r)
                 if guided:
-                    assert got["guided_loss"] == pytest.approx(want["guided"], rel=1e-4, abs=1e-5)
+                    assert got["guided_loss"] == pytest.approx(want["guided"], **close), (step, r)
     finally:
         torch.set_num_threads(threads)
     assert torch.allclose(ranks[0]["params"], _flat_params(ref.model), rtol=1e-4, atol=1e-5)

@@ -290,4 +290,6 @@ def test_report_gold_view_uses_the_read_out_the_alignment_sweep_chose():
 
     assert gold_method({"aer_method": "shift-att grow-diag"}) == "shift-att argmax"
     assert gold_method({"aer_method": "threshold>=0.3"}) == "argmax"
+    assert gold_method({"aer_method": "reverse shift-att argmax"}) == "shift-att argmax"
+    assert gold_method({"aer_method": "intersection of threshold>=0.2"}) == "argmax"
     assert gold_method({"test_bleu": 1.0}) is None and gold_method(None) is None

@@ -48,18 +48,18 @@ def _add_test_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
-        type=float,
-        nargs="+",
+        type=lambda text: [float(x) for x in text.split(",")],
         default=[0.3],
-        help="weight threshold(s) of the threshold method: one method per value",
+        help="weight threshold of the threshold method; comma-separated values (0.2,0.3) give "
+        "one method each",
     )
     parser.add_argument(
         "--renormalize", action="store_true", help="rescale rows to 1 after dropping </s>"
     )
     parser.add_argument(
         "--reverse-ckpt",
-        help="a model trained in the other direction: adds its argmax links and their "
-        "intersection, grow-diag and grow-diag-final with the model's (per read-out)",
+        help="a model trained in the other direction: adds its argmax and threshold links and "
+        "their intersection, grow-diag and grow-diag-final with the model's (per read-out)",
     )
     parser.add_argument(
         "--layer", type=int, default=-1, help="Transformer: cross-attention layer (default last)"
@@ -144,10 +144,11 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 
 def format_table(results: dict[str, dict], sentences: int) -> str:
     """A plain-text table: method, AER, precision, recall, predicted links."""
-    rows = [f"{'method':<32} {'AER':>7} {'prec':>7} {'recall':>7} {'links':>7}"]
+    w = max([32, *map(len, results)])
+    rows = [f"{'method':<{w}} {'AER':>7} {'prec':>7} {'recall':>7} {'links':>7}"]
     for name, r in results.items():
         rows.append(
-            f"{name:<32} {r['aer']:7.4f} {r['precision']:7.4f} {r['recall']:7.4f} {r['links']:7d}"
+            f"{name:<{w}} {r['aer']:7.4f} {r['precision']:7.4f} {r['recall']:7.4f} {r['links']:7d}"
         )
     sure = next(iter(results.values()))["sure"] if results else 0
     rows.append(f"({sentences} sentence pairs; {sure} sure gold links)")

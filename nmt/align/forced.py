@@ -166,8 +166,9 @@ def model_alignments(
     att = forced_attention(
         translator, src_lines, tgt_lines, batch_size, layer, head, extra_steps=max(shifts.values())
     )
+    by_name = {f"threshold>={value:g}": value for value in thresholds}  # one method per name
     methods = [(p, "argmax", 0.0) for p in shifts]
-    methods += [(p, f"threshold>={t:g}", t) for p in shifts for t in dict.fromkeys(thresholds)]
+    methods += [(p, name, value) for p in shifts for name, value in by_name.items()]
     links = ModelLinks({p + m: [] for p, m, _ in methods}, [])
     for k, (s, t, a) in enumerate(zip(src_lines, tgt_lines, att)):
         words = _gold_word_attention(translator, s, t, a, renormalize, shifts)

@@ -251,7 +251,7 @@ def run_align(args: argparse.Namespace) -> dict:
         "gold_order": args.gold_order,
         "lines": f"{first + 1}-{first + len(test.src)}",
         "sentences": len(test.src),
-        "threshold": args.threshold,
+        "thresholds": args.threshold,
         "results": {},
     }
     predictions: Predictions = {}

@@ -4,11 +4,13 @@ The sweep trains every system in both directions (de→en and en→de). Here eac
 paired with the en→de run of the same configuration, and both are scored against the gold
 links with every extraction method of `nmt-align` (plain and shifted read-out, argmax,
 threshold at 0.1, 0.2, ..., 0.5, and the intersection / grow-diag / grow-diag-final of both
-directions), for a Transformer at every decoder layer (head average).
+directions' argmax links and of their threshold links), for a Transformer at every decoder
+layer (head average).
 
 **Protocol** (no setting is chosen on the sentences it is reported on): the method (with its
-threshold, and layer) with the lowest AER on gold sentences 1–100 is chosen per system; its AER on sentences 101–508
-is the system's figure (all 508 beside it, for comparison with the literature). eflomal is run
+threshold, and layer) with the lowest AER on gold sentences 1–100 is chosen per system; its AER
+on sentences 101–508 is the system's figure (all 508 beside it, for comparison with the
+literature). eflomal is run
 on the same training text plus the test sentences (grow-diag-final) and scored on the same
 lines. The table goes to DIR/alignment.md and .json; each paired run's metrics.json gets `aer`
 (101–508) and `aer_method`, which `nmt-report` shows in the leaderboard.
@@ -52,7 +54,7 @@ def _config(run: Path) -> dict[str, Any]:
 
 
 def system_name(cfg: dict[str, Any]) -> str:
-    """`luong_general`, `transformer`, with ` guided λ=0.5` when guided."""
+    """`luong_general`, `transformer`, with ` guided λ=2` when guided."""
     model = cfg.get("model") or {}
     name = "transformer" if model.get("arch") == "transformer" else cfg["attention"]["type"]
     weight = ((cfg.get("trainer") or {}).get("guided_alignment") or {}).get("weight", 0.0)
@@ -94,7 +96,7 @@ def _args(
             "--gold-order", gold_order,
             "--reverse-ckpt", str(rev / "checkpoints" / checkpoint),
             "--layer", str(layer),
-            "--threshold", *map(str, THRESHOLDS),
+            "--threshold", ",".join(map(str, THRESHOLDS)),
         ]
     )  # fmt: skip
 

@@ -171,7 +171,7 @@ def measure_training(trainer: Any, warmup: int, steps: int) -> Training:
         batch = collate([train.src[i] for i in idx], [train.tgt[i] for i in idx], idx)
         batch = batch.to(device)
         losses = trainer.train_step(batch)
-        return batch.n_src_tokens, batch.n_tgt_tokens, losses and losses["loss"]
+        return batch.n_src_tokens, batch.n_tgt_tokens, None if losses is None else losses["loss"]
 
     src_len, tgt_len = train.src.lengths, train.tgt.lengths
     it = _endless_batches(trainer.sampler)

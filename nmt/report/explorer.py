@@ -65,7 +65,7 @@ def gold_method(metrics: dict[str, Any] | None) -> str | None:
     chosen = (metrics or {}).get("aer_method")
     if not isinstance(chosen, str):
         return None
-    return "shift-att argmax" if chosen.startswith("shift-att ") else "argmax"
+    return "shift-att argmax" if "shift-att " in chosen else "argmax"
 
 
 def report_explorer(
