@@ -31,7 +31,7 @@ What it does, step by step:
 3. **Extraction** (`nmt.align.links`).
    - `argmax` (Luong et al. 2015): for every target word, the source word with the most weight.
    - `threshold`: every (source word, target word) with weight >= `--threshold` (default 0.3;
-     several values give one method each, e.g. `--threshold 0.1 0.2 0.3`).
+     several values give one method each, e.g. `--threshold 0.1,0.2,0.3`).
    Both for the plain read-out (`argmax`, `threshold>=0.3`) and the shifted one
    (`shift-att argmax`, ...).
    - with `--reverse-ckpt` (a model trained in the other direction, same text): its own argmax
