@@ -202,10 +202,10 @@ def test_shifted_readout_reads_the_rows_after_the_prediction(trained_run):
     from nmt.translate import Translator
 
     tr = Translator(trained_run)
-    shift = readouts(tr)["shift-att "]
+    shift = readouts(tr)["shift-att"]
     assert shift == (2 if tr.cfg.attention.type == "bahdanau" else 1)
     tf = Translator(tiny_transformer_checkpoint(trained_run))
-    assert readouts(tf)["shift-att "] == 1
+    assert readouts(tf)["shift-att"] == 1
     src, tgt = ["a1 a2 a3 a4", "a5 a6"], ["a4 a3 a2 a1", "a6 a5"]
     att = forced_attention(tr, src, tgt, extra_steps=shift)
     links = model_alignments(tr, src, tgt)

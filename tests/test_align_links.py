@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 
 from nmt.align import (
+    SHIFT_ATT,
     AlignError,
     GoldAlignment,
     extract_argmax,
     extract_threshold,
+    extraction_names,
+    method_name,
+    method_readout,
     score_alignments,
     symmetrise,
 )
@@ -78,3 +82,27 @@ def test_symmetrise():
     assert symmetrise({(0, 0), (0, 5)}, {(0, 0)}) == {(0, 0), (0, 5)}
     with pytest.raises(AlignError):
         symmetrise(fwd, rev, "grow")
+
+
+def test_method_names_spell_each_combination_once_and_give_back_their_read_out():
+    """One spelling for every method nmt-align scores: the read-out, the extraction, and how the
+    two directions combine; the read-out is recovered from the name (the explorer's gold view
+    and the report read it back)."""
+    extractions = extraction_names([0.2, 0.35])
+    assert extractions == {"argmax": None, "threshold>=0.2": 0.2, "threshold>=0.35": 0.35}
+    combines = ("", "reverse", "intersection", "grow-diag", "grow-diag-final")
+    names = {
+        (readout, extraction, combine): method_name(extraction, readout, combine)
+        for readout in ("", SHIFT_ATT)
+        for extraction in extractions
+        for combine in combines
+    }
+    assert len(set(names.values())) == len(names)  # no two methods share a name
+    assert names["", "argmax", ""] == "argmax"
+    assert names[SHIFT_ATT, "threshold>=0.2", "reverse"] == "reverse shift-att threshold>=0.2"
+    assert names["", "argmax", "grow-diag"] == "grow-diag"
+    assert names[SHIFT_ATT, "threshold>=0.35", "intersection"] == (
+        "shift-att intersection of threshold>=0.35"
+    )
+    for (readout, _, _), name in names.items():
+        assert method_readout(name) == readout

@@ -101,9 +101,13 @@ _EXPORTS = {
         "word_ids_in",
     ),
     "links": (
+        "SHIFT_ATT",
         "SYMMETRISATIONS",
         "extract_argmax",
         "extract_threshold",
+        "extraction_names",
+        "method_name",
+        "method_readout",
         "score_alignments",
         "symmetrise",
     ),

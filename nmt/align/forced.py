@@ -18,7 +18,13 @@ import numpy as np
 import torch
 
 from nmt.align.common import AlignError, Link
-from nmt.align.links import extract_argmax, extract_threshold
+from nmt.align.links import (
+    SHIFT_ATT,
+    extract_argmax,
+    extract_threshold,
+    extraction_names,
+    method_name,
+)
 from nmt.align.words import aggregate_to_words, piece_weights, word_ids_in
 from nmt.data.batching import collate
 from nmt.models import readout_shift, reduce_attention
@@ -108,7 +114,8 @@ class ModelLinks:
 
     links: dict[str, list[set[Link]]]  # method name -> links per sentence
     mismatched: list[int]  # 0-based lines whose piece-words do not match the whitespace words
-    # line -> read-out prefix -> (target words, source words) attention, for `keep_words` lines
+    # line -> read-out ("" or SHIFT_ATT) -> (target words, source words) attention, for the
+    # `keep_words` lines
     words: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
@@ -138,10 +145,10 @@ def _gold_word_attention(
 
 
 def readouts(translator: Translator) -> dict[str, int]:
-    """The read-outs `model_alignments` extracts from: the method-name prefix and its shift.
-    The plain one (the step that predicts the word) and Shift-Att (Chen et al. 2020: the first
-    step whose query has read the word, `nmt.models.readout_shift`)."""
-    return {"": 0, "shift-att ": readout_shift(translator.cfg)}
+    """The read-outs `model_alignments` extracts from, each with its shift: the plain one ("",
+    the step that predicts the word) and Shift-Att (SHIFT_ATT; Chen et al. 2020: the first step
+    whose query has read the word, `nmt.models.readout_shift`)."""
+    return {"": 0, SHIFT_ATT: readout_shift(translator.cfg)}
 
 
 def model_alignments(
@@ -157,7 +164,7 @@ def model_alignments(
 ) -> ModelLinks:
     """Forced decoding, word aggregation and extraction for a model: `argmax` and
     `threshold>=T` (one method per T in `thresholds`) of the plain and the shifted read-out
-    (`shift-att argmax`, ...).
+    (`shift-att argmax`, ...; names: `nmt.align.links.method_name`).
 
     A sentence whose pieces do not group into the whitespace words of the given lines gets no
     links and is listed in `mismatched`. The word-level attention of the `keep_words` lines is
@@ -166,21 +173,23 @@ def model_alignments(
     att = forced_attention(
         translator, src_lines, tgt_lines, batch_size, layer, head, extra_steps=max(shifts.values())
     )
-    by_name = {f"threshold>={value:g}": value for value in thresholds}  # one method per name
-    methods = [(p, "argmax", 0.0) for p in shifts]
-    methods += [(p, name, value) for p in shifts for name, value in by_name.items()]
-    links = ModelLinks({p + m: [] for p, m, _ in methods}, [])
+    methods = [  # (name, read-out, threshold or None for argmax)
+        (method_name(extraction, readout), readout, threshold)
+        for readout in shifts
+        for extraction, threshold in extraction_names(thresholds).items()
+    ]
+    links = ModelLinks({name: [] for name, _, _ in methods}, [])
     for k, (s, t, a) in enumerate(zip(src_lines, tgt_lines, att)):
         words = _gold_word_attention(translator, s, t, a, renormalize, shifts)
         if words is None:
             links.mismatched.append(k)
         elif k in keep_words:
             links.words[k] = words
-        for prefix, method, threshold in methods:
+        for name, readout, threshold in methods:
             if words is None:
-                links.links[prefix + method].append(set())
-            elif method == "argmax":
-                links.links[prefix + method].append(extract_argmax(words[prefix]))
+                links.links[name].append(set())
+            elif threshold is None:
+                links.links[name].append(extract_argmax(words[readout]))
             else:
-                links.links[prefix + method].append(extract_threshold(words[prefix], threshold))
+                links.links[name].append(extract_threshold(words[readout], threshold))
     return links

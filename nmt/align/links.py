@@ -15,12 +15,41 @@ from nmt.align.common import AlignError, Link
 from nmt.wordlinks import SYMMETRISATIONS, symmetrise
 
 __all__ = [
+    "SHIFT_ATT",
     "SYMMETRISATIONS",
     "extract_argmax",
     "extract_threshold",
+    "extraction_names",
+    "method_name",
+    "method_readout",
     "score_alignments",
     "symmetrise",
 ]
+
+# Method names: the one spelling nmt-align, nmt.align.sweep, the report and the explorer share.
+#   [reverse ][shift-att ]EXTRACTION              one direction; EXTRACTION: argmax | threshold>=T
+#   [shift-att ]SYMMETRISATION[ of threshold>=T]  both directions symmetrised (of argmax: unnamed)
+SHIFT_ATT = "shift-att"  # the read-out of Chen et al. (2020); "" names the plain one
+
+
+def extraction_names(thresholds: Sequence[float]) -> dict[str, float | None]:
+    """The extractions of one read-out: name -> threshold (None for argmax)."""
+    return {"argmax": None, **{f"threshold>={value:g}": value for value in thresholds}}
+
+
+def method_name(extraction: str = "argmax", readout: str = "", combine: str = "") -> str:
+    """A method's name from its read-out ("" or SHIFT_ATT), its extraction and how the two
+    directions combine: "" (this direction), "reverse" or one of SYMMETRISATIONS."""
+    if combine and combine != "reverse":
+        parts = [readout, combine, "" if extraction == "argmax" else f"of {extraction}"]
+    else:
+        parts = [combine, readout, extraction]
+    return " ".join(part for part in parts if part)
+
+
+def method_readout(name: str) -> str:
+    """The read-out a method name uses: SHIFT_ATT or "" (the plain one)."""
+    return SHIFT_ATT if SHIFT_ATT in name.split() else ""
 
 
 def extract_argmax(weights: np.ndarray) -> set[Link]:

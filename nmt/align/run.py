@@ -11,13 +11,14 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 
 import numpy as np
 
 from nmt.align.baseline import eflomal_align
 from nmt.align.common import AlignError, Link
-from nmt.align.forced import model_alignments
+from nmt.align.forced import model_alignments, readouts
 from nmt.align.gold import (
     GoldAlignment,
     check_bounds,
@@ -26,7 +27,12 @@ from nmt.align.gold import (
     gold_is_flipped,
     read_talp,
 )
-from nmt.align.links import score_alignments, symmetrise
+from nmt.align.links import (
+    extraction_names,
+    method_name,
+    score_alignments,
+    symmetrise,
+)
 from nmt.data.corpus import read_lines
 from nmt.files import atomic_write_text
 from nmt.translate import Translator
@@ -148,15 +154,13 @@ def attention_predictions(
     if args.reverse_ckpt:
         rev, rev_excluded = _reverse_links(args, test)
         excluded |= rev_excluded
-        for name, fwd_links in fw.links.items():  # "argmax", "shift-att threshold>=0.3", ...
-            readout, _, extraction = name.rpartition(" ")
-            prefix = readout + " " if readout else ""
-            suffix = "" if extraction == "argmax" else f" of {extraction}"
-            rev_links = rev[name]
-            predictions[f"reverse {name}"] = rev_links
-            for method in ("intersection", "grow-diag", "grow-diag-final"):
-                predictions[prefix + method + suffix] = [
-                    symmetrise(a, b, method) for a, b in zip(fwd_links, rev_links)
+        extractions = extraction_names(args.threshold)
+        for readout, extraction in product(readouts(translator), extractions):
+            name = method_name(extraction, readout)  # "argmax", "shift-att threshold>=0.3", ...
+            predictions[method_name(extraction, readout, "reverse")] = rev[name]
+            for combine in ("intersection", "grow-diag", "grow-diag-final"):
+                predictions[method_name(extraction, readout, combine)] = [
+                    symmetrise(a, b, combine) for a, b in zip(fw.links[name], rev[name])
                 ]
     if args.plot_dir:
         plot_lines(args, test, fw.words, predictions, first)
@@ -175,17 +179,18 @@ def plot_lines(
     `--plot-dir` as line_N.png and line_N_shift.png."""
     for k, by_readout in sorted(words.items()):
         line = first + k + 1
-        for prefix, weights in by_readout.items():
-            name = f"line_{line}{'_shift' if prefix else ''}.png"
+        for readout, weights in by_readout.items():
+            name = f"line_{line}{'_shift' if readout else ''}.png"
+            argmax = method_name("argmax", readout)
             plot_alignment(
                 weights,
                 test.src[k].split(),
                 test.tgt[k].split(),
                 test.gold.sure[k],
                 test.gold.possible[k],
-                predictions[prefix + "argmax"][k],
+                predictions[argmax][k],
                 Path(args.plot_dir) / name,
-                f"line {line}: {prefix or 'plain '}read-out, {prefix}argmax links (dots)",
+                f"line {line}: {readout or 'plain'} read-out, {argmax} links (dots)",
             )
 
 

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nmt.align.common import AlignError
-from nmt.align.forced import forced_attention_all, model_alignments, readouts
+from nmt.align.forced import forced_attention_all, model_alignments
 from nmt.align.gold import GoldAlignment, check_bounds
-from nmt.align.links import score_alignments
+from nmt.align.links import method_readout, score_alignments
 from nmt.pieces import merge_pieces, piece_word_ids
 
 if TYPE_CHECKING:
@@ -113,11 +113,6 @@ def hypothesis_view(
     return entries, bytes(blob), list(hyps)
 
 
-def _prefix(translator: Translator, method: str) -> str:
-    """The read-out (`nmt.align.forced.readouts`) a method name starts with."""
-    return max((p for p in readouts(translator) if method.startswith(p)), key=len)
-
-
 def gold_view(
     system: System,
     sources: list[str],
@@ -138,7 +133,7 @@ def gold_view(
         raise AlignError(
             f"unknown alignment method {method!r}; choose from: {', '.join(sorted(found.links))}"
         )
-    prefix = _prefix(tr, method)
+    readout = method_readout(method)
     blob = bytearray()
     entries: list[dict[str, Any] | None] = []
     for k, links in enumerate(found.links[method]):
@@ -150,7 +145,7 @@ def gold_view(
         entries.append(
             {"links": sorted(links), "aer": round(one["aer"], 4), "off": len(blob)}
         )  # links: (source word, target word)
-        blob += quantise(words[prefix])  # (T words, S words)
+        blob += quantise(words[readout])  # (T words, S words)
     return entries, bytes(blob), score_alignments(found.links[method], gold.sure, gold.possible)
 
 

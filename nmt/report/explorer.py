@@ -65,7 +65,9 @@ def gold_method(metrics: dict[str, Any] | None) -> str | None:
     chosen = (metrics or {}).get("aer_method")
     if not isinstance(chosen, str):
         return None
-    return "shift-att argmax" if "shift-att " in chosen else "argmax"
+    from nmt.align.links import method_name, method_readout
+
+    return method_name("argmax", method_readout(chosen))
 
 
 def report_explorer(
