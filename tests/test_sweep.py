@@ -83,6 +83,24 @@ def test_hard_preset_adds_both_estimators_beside_the_cpu_soft_runs():
     assert (cfg["attention"]["soft_mix"], cfg["attention"]["soft_mix_anneal"]) == (1.0, 0.5)
 
 
+def test_align_preset_trains_every_variant_both_ways_on_a_step_budget():
+    """Every mechanism and the Transformer, both directions, unguided and guided, two
+    single-thread runs at a time, on the same number of steps and tokens (not wall clock, so
+    the AER of a run does not depend on the machine's speed)."""
+    align = _hydra(["+sweep=align"])
+    params = align.hydra.sweeper.params
+    assert params["+variant"].split(",") == list(VARIANTS)
+    assert params["+direction"] == "de-en,en-de"
+    assert params["trainer.guided_alignment.weight"].split(",")[0] == "0"
+    assert align.hydra.launcher.n_jobs * align.trainer.threads <= 2
+    for variant in ("luong_general", "transformer"):  # the model yaml's max_tokens is overridden
+        cfg = compose(["+sweep=align", f"+variant={variant}", "+direction=en-de"])
+        t = cfg["trainer"]
+        assert (t["max_steps"], t["max_tokens"], t["max_time"]) == (3600, 2048, None)
+        assert t["max_steps"] // t["validate_every"] <= t["keep_last"]  # every checkpoint kept
+        assert (cfg["data"]["src_lang"], cfg["data"]["lowercase"]) == ("en", True)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_variants(variant):
     cfg = compose(["+sweep=cpu", f"+variant={variant}"])
