@@ -175,8 +175,8 @@ def model_alignments(
     )
     methods = [  # (name, read-out, threshold or None for argmax)
         (method_name(extraction, readout), readout, threshold)
-        for readout in shifts
         for extraction, threshold in extraction_names(thresholds).items()
+        for readout in shifts
     ]
     links = ModelLinks({name: [] for name, _, _ in methods}, [])
     for k, (s, t, a) in enumerate(zip(src_lines, tgt_lines, att)):

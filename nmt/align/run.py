@@ -155,7 +155,7 @@ def attention_predictions(
         rev, rev_excluded = _reverse_links(args, test)
         excluded |= rev_excluded
         extractions = extraction_names(args.threshold)
-        for readout, extraction in product(readouts(translator), extractions):
+        for extraction, readout in product(extractions, readouts(translator)):
             name = method_name(extraction, readout)  # "argmax", "shift-att threshold>=0.3", ...
             predictions[method_name(extraction, readout, "reverse")] = rev[name]
             for combine in ("intersection", "grow-diag", "grow-diag-final"):
