@@ -241,6 +241,9 @@ def test_forced_decoding_prepares_text_like_training(trained_run):
     assert left_out.mismatched == [0] and argmax[0] == set() != argmax[1]
 
 
+REPORT_KEYS = ("select", "report", "all")
+
+
 def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained_run, tmp_path):
     """nmt.align.sweep: runs are paired by direction, the method is chosen on lines 1-100 and
     reported on 101-508, metrics.json gets the AER, the table names the chosen method."""
@@ -291,8 +294,15 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained
         shutil.copy(run / "checkpoints" / "best.pt", run / "checkpoints" / "step_30.pt")
     argv = [str(sweep), "--no-eflomal", "--rwth", str(rwth), "--gold-order", "src-tgt"]
     argv += ["--checkpoint", "step_30.pt"]
+    # an earlier table of this checkpoint: its eflomal line survives rescoring without eflomal
+    eflomal = {"method": "eflomal (grow-diag-final)", **{k: row["report"] for k in REPORT_KEYS}}
+    earlier = {"luong_dot": {"method": "stale"}, "eflomal (train + test text)": eflomal}
+    (sweep / "alignment-step_30.json").write_text(json.dumps(earlier))
     assert sweep_main(argv) == 0
-    again = json.loads((sweep / "alignment-step_30.json").read_text())["luong_dot"]
+    table = json.loads((sweep / "alignment-step_30.json").read_text())
+    assert table["eflomal (train + test text)"] == eflomal
+    assert "eflomal (grow-diag-final)" in (sweep / "alignment-step_30.md").read_text()
+    again = table["luong_dot"]
     assert again["method"] == row["method"] and not (sweep / "alignment.md").exists()
     assert "aer" not in json.loads((sweep / "a" / "metrics.json").read_text())
     assert sweep_main([*argv[:-1], "step_99.pt"]) == 2  # no such checkpoint: one error

@@ -162,6 +162,19 @@ def score_eflomal(rwth: Path, train_src: str, train_tgt: str) -> dict[str, Any]:
     }
 
 
+def _is_eflomal(name: str) -> bool:
+    return name.startswith("eflomal")
+
+
+def _earlier_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """The rows of an earlier table (none when it is missing or unreadable)."""
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return rows if isinstance(rows, dict) else {}
+
+
 def format_markdown(rows: dict[str, dict[str, Any]]) -> str:
     """The AER table, best first, with Luong et al.'s figures beside it."""
     head = (
@@ -196,7 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rwth", default=f"{root}/rwth-align-de-en", help="the gold set folder")
     parser.add_argument("--train-src", default=f"{root}/wmt14-slice-de-en/train.de.gz")
     parser.add_argument("--train-tgt", default=f"{root}/wmt14-slice-de-en/train.en.gz")
-    parser.add_argument("--no-eflomal", action="store_true", help="leave out the eflomal line")
+    parser.add_argument(
+        "--no-eflomal",
+        action="store_true",
+        help="do not run eflomal (an eflomal line already in this checkpoint's table is kept)",
+    )
     parser.add_argument(
         "--gold-order",
         default="de-en",
@@ -233,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     except (AlignError, CheckpointError, FileNotFoundError) as err:
         print(f"nmt.align.sweep: error: {err}", file=sys.stderr)
         return 2
-    text = format_markdown(rows)
     stem = "alignment" if chosen is None else f"alignment-{Path(chosen).stem}"
+    if args.no_eflomal:  # rescoring the models must not lose a measured eflomal line
+        rows |= {k: v for k, v in _earlier_rows(sweep / f"{stem}.json").items() if _is_eflomal(k)}
+    text = format_markdown(rows)
     atomic_write_text(sweep / f"{stem}.md", text)
     atomic_write_text(sweep / f"{stem}.json", json.dumps(rows, indent=2) + "\n")
     print(text)
