@@ -11,8 +11,8 @@ layer (head average).
 threshold, and layer) with the lowest AER on gold sentences 1–100 is chosen per system; its AER
 on sentences 101–508 is the system's figure (all 508 beside it, for comparison with the
 literature). eflomal is run on the same training text plus the test sentences (grow-diag-final)
-and scored on the same lines. The table goes to DIR/alignment.md and .json; each paired run's metrics.json gets `aer`
-(101–508) and `aer_method`, which `nmt-report` shows in the leaderboard.
+and scored on the same lines. The table goes to DIR/alignment.md and .json; each paired run's
+metrics.json gets `aer` (101–508) and `aer_method`, which `nmt-report` shows in the leaderboard.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from nmt.rundir import finished_metrics, update_metrics
 
 SELECT, REPORT = (0, 100), (100, 508)  # 0-based [start, end) of the gold lines
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)  # the threshold method's candidates, chosen on SELECT
+EFLOMAL_ROW = "eflomal (train + test text)"  # the baseline's row in the table
 LUONG_2015 = {"luong_location": 0.39, "local_m": 0.34, "local_p": 0.36, "berkeley aligner": 0.32}
 
 
@@ -162,10 +163,6 @@ def score_eflomal(rwth: Path, train_src: str, train_tgt: str) -> dict[str, Any]:
     }
 
 
-def _is_eflomal(name: str) -> bool:
-    return name.startswith("eflomal")
-
-
 def _earlier_rows(path: Path) -> dict[str, dict[str, Any]]:
     """The rows of an earlier table (none when it is missing or unreadable)."""
     try:
@@ -244,15 +241,14 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 print(f"{name}: {rows[name]['method']} AER {rows[name]['report']['aer']:.4f}")
         if not args.no_eflomal:
-            rows["eflomal (train + test text)"] = score_eflomal(
-                rwth, args.train_src, args.train_tgt
-            )
+            rows[EFLOMAL_ROW] = score_eflomal(rwth, args.train_src, args.train_tgt)
     except (AlignError, CheckpointError, FileNotFoundError) as err:
         print(f"nmt.align.sweep: error: {err}", file=sys.stderr)
         return 2
     stem = "alignment" if chosen is None else f"alignment-{Path(chosen).stem}"
-    if args.no_eflomal:  # rescoring the models must not lose a measured eflomal line
-        rows |= {k: v for k, v in _earlier_rows(sweep / f"{stem}.json").items() if _is_eflomal(k)}
+    earlier = _earlier_rows(sweep / f"{stem}.json") if args.no_eflomal else {}
+    if EFLOMAL_ROW in earlier:  # rescoring the models must not lose a measured eflomal line
+        rows[EFLOMAL_ROW] = earlier[EFLOMAL_ROW]
     text = format_markdown(rows)
     atomic_write_text(sweep / f"{stem}.md", text)
     atomic_write_text(sweep / f"{stem}.json", json.dumps(rows, indent=2) + "\n")
