@@ -21,6 +21,10 @@ CTranslate2 implements Transformer architectures only.
 
 from __future__ import annotations
 
+import logging
+import os
+import platform
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,12 +35,40 @@ from nmt.config import ConfigError, TransformerConfig, to_dataclass
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding import Hypothesis, Lengths
 from nmt.models.transformer import sinusoid_table
+from nmt.runtime import cpu_vnni
 from nmt.shortlist import Shortlist
 from nmt.vocab import BOS, EOS, N_SPECIAL, PAD, UNK
 
 META = "nmt.pt"  # config and tokenizer of the exported run
 VMAP = "vmap.txt"  # CTranslate2's vocabulary map: where Converter.convert(vmap=...) saves it
 COMPUTE_TYPES = {None: "float32", "int8": "int8"}  # --quantize -> CTranslate2 compute type
+log = logging.getLogger("nmt")
+
+
+def choose_gemm_backend() -> None:
+    """Use Intel MKL's matmuls in CTranslate2 on an x86 CPU without VNNI.
+
+    CTranslate2 takes MKL on Intel CPUs and oneDNN on the others; oneDNN's int8 kernels without
+    VNNI add pairs of u8 x s8 products in saturating 16-bit integers. On a 2-core AMD EPYC with
+    AVX2 that changed 55% of a tiny Transformer's greedy outputs against float32, MKL 3%
+    (tests/test_ct2.py). CTranslate2 reads `CT2_USE_MKL` when it is imported: nmt sets it to 1
+    before its first `import ctranslate2` unless it is set (`CT2_USE_MKL=0` keeps oneDNN).
+    """
+    if "CT2_USE_MKL" in os.environ or cpu_vnni():
+        return
+    if platform.machine().lower() not in ("x86_64", "amd64") or sys.platform not in (
+        "linux",
+        "win32",
+    ):
+        return  # the x86-64 wheels for Linux and Windows include MKL
+    if "ctranslate2" in sys.modules:
+        log.warning(
+            "ctranslate2 was imported before nmt could set CT2_USE_MKL=1: its int8 matmuls may "
+            "lose accuracy on this CPU (no VNNI); set CT2_USE_MKL=1 in the environment"
+        )
+        return
+    os.environ["CT2_USE_MKL"] = "1"
+    log.info("CTranslate2: Intel MKL matmuls (this CPU has no VNNI for oneDNN's int8)")
 
 
 def vocabulary(processor) -> list[str]:
@@ -63,6 +95,7 @@ def vmap_text(shortlist: Shortlist, src_pieces: list[str], tgt_pieces: list[str]
 
 
 def _transformer_spec(cfg: TransformerConfig, state: dict[str, torch.Tensor], tok: Tokenizer):
+    choose_gemm_backend()
     from ctranslate2.converters import utils
     from ctranslate2.specs import common_spec, transformer_spec
 
@@ -137,6 +170,7 @@ def export_ctranslate2(
     """Write the checkpoint's Transformer as a CTranslate2 model folder (plus `nmt.pt`, and
     `vmap.txt` from a shortlist file). ConfigError (one line) for an RNN checkpoint, an existing
     folder without `force`, or a shortlist of another model's vocabulary."""
+    choose_gemm_backend()
     from ctranslate2.converters.converter import Converter
 
     ckpt = load_checkpoint(checkpoint, require=("config", "tokenizer", "model"))
@@ -185,6 +219,7 @@ class CTranslate2Model:
         """`src_vocab`, `tgt_vocab`: the pieces by id, as `vocabulary` gives them (sources are
         given to CTranslate2 as pieces, outputs map back to ids). `use_vmap`: decode over the
         folder's vocabulary map (`vmap.txt`)."""
+        choose_gemm_backend()
         import ctranslate2
 
         self.src_vocab = src_vocab

@@ -40,13 +40,17 @@ class DeviceError(ConfigError):
 # --- the CPU ------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def cpu_flags() -> tuple[str, ...]:
-    """The CPU's vector-extension flags that matter for speed (avx2, fma, avx512*, amx*)."""
+    """The CPU's vector-extension flags that matter for speed (avx2, fma, avx512*, avx_vnni, amx*)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
                 return tuple(
-                    sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
+                    sorted(
+                        f
+                        for f in flags
+                        if f.startswith(("avx512", "amx", "avx2", "avx_vnni", "fma"))
+                    )
                 )
     except OSError:
         pass
@@ -66,6 +70,13 @@ def cpu_native_bf16() -> bool:
     if os.environ.get("NMT_CPU_NO_BF16", "") not in ("", "0"):
         return False
     return bool(set(BF16_CPU_FLAGS) & set(cpu_flags()))
+
+
+def cpu_vnni() -> bool:
+    """True when the CPU has VNNI (AVX512-VNNI or AVX-VNNI): 8-bit products summed exactly in
+    32 bits. Without it, x86 int8 matmul kernels add pairs of u8 x s8 products in saturating
+    16-bit integers (vpmaddubsw) unless the library works around it."""
+    return bool({"avx512_vnni", "avx_vnni"} & set(cpu_flags()))
 
 
 def native_bf16(device: torch.device) -> tuple[bool, str]:

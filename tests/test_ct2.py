@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
 import pytest
 
-pytest.importorskip("ctranslate2", reason="the deploy extra (ctranslate2) is not installed")
+from nmt.config import ConfigError
+from nmt.ct2 import CTranslate2Model, vmap_text
+from nmt.data.stream import tokenizer_digest
+from nmt.evaluate import main as evaluate_main
+from nmt.export import main as export_main
+from nmt.shortlist import N_SPECIAL, Shortlist
+from nmt.translate import Translator
+from nmt.translate import main as translate_main
 
-from nmt.config import ConfigError  # noqa: E402
-from nmt.ct2 import CTranslate2Model, vmap_text  # noqa: E402
-from nmt.data.stream import tokenizer_digest  # noqa: E402
-from nmt.evaluate import main as evaluate_main  # noqa: E402
-from nmt.export import main as export_main  # noqa: E402
-from nmt.shortlist import N_SPECIAL, Shortlist  # noqa: E402
-from nmt.translate import Translator  # noqa: E402
-from nmt.translate import main as translate_main  # noqa: E402
+# found, not imported: nmt imports ctranslate2 itself, after choosing its matmul backend
+# (nmt.ct2.choose_gemm_backend; CTranslate2 reads CT2_USE_MKL when it is imported)
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("ctranslate2") is None,
+    reason="the deploy extra (ctranslate2) is not installed",
+)
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +190,28 @@ def test_sources_reach_ctranslate2_as_source_pieces():
     model.use_vmap, model.translator = False, Recorder()
     hyps = model.translate_ids([[5, 4]], 1, 1.0, Lengths(1.5, 10), 8)
     assert seen == [["▁b", "▁a"]] and hyps[0].tokens == [5]
+
+
+def test_gemm_backend_is_mkl_without_vnni(monkeypatch):
+    """Without VNNI, CTranslate2's oneDNN int8 kernels saturate: nmt asks for MKL before the
+    first import, never overrides the user's CT2_USE_MKL, and only warns once it is too late."""
+    import sys
+
+    from nmt import ct2
+
+    monkeypatch.setattr(ct2.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(ct2.sys, "platform", "linux")
+    monkeypatch.delenv("CT2_USE_MKL", raising=False)
+    monkeypatch.setattr(ct2, "cpu_vnni", lambda: True)
+    ct2.choose_gemm_backend()
+    assert "CT2_USE_MKL" not in ct2.os.environ  # VNNI: CTranslate2's own choice
+    monkeypatch.setattr(ct2, "cpu_vnni", lambda: False)
+    monkeypatch.setitem(sys.modules, "ctranslate2", object())
+    ct2.choose_gemm_backend()
+    assert "CT2_USE_MKL" not in ct2.os.environ  # imported already: too late, a warning only
+    monkeypatch.delitem(sys.modules, "ctranslate2")
+    ct2.choose_gemm_backend()
+    assert ct2.os.environ["CT2_USE_MKL"] == "1"
+    monkeypatch.setenv("CT2_USE_MKL", "0")
+    ct2.choose_gemm_backend()
+    assert ct2.os.environ["CT2_USE_MKL"] == "0"  # the user's choice stands

@@ -105,7 +105,9 @@ def train_task(
 # Hard attention (attention.hard): every mechanism with both estimators on reversal, copy for
 # luong_general (CI time again). Gumbel trains pure hard; REINFORCE with the hard preset's
 # curriculum (soft_mix 1 falling to 0 at half the steps): pure REINFORCE reaches 81% on
-# reversal with luong_location in 260 steps, the curriculum 96.5% (measured 2026-12-02).
+# reversal with luong_location in 260 steps, the curriculum 96.5% (measured 2026-12-02). REINFORCE,
+# the noisier estimator, trains 400 steps: at 260 luong_general copied 94.5% on a 2-core AMD EPYC
+# with AVX2 (97.5% at 400; same seeds, other kernels than AVX-512's; measured 2026-12-03).
 CASES = [("softmax", "none", a, t) for a in MECHANISMS for t in ("copy", "reverse")]
 CASES += [(n, "none", a, "reverse") for n in ("sparsemax", "entmax15") for a in MECHANISMS]
 CASES += [("softmax", h, a, "reverse") for h in ("reinforce", "gumbel") for a in MECHANISMS]
@@ -117,7 +119,8 @@ CASES += [("softmax", h, a, "copy") for h in ("reinforce", "gumbel") for a in ("
 def test_learns_synthetic_task(att, task, normalizer, hard):
     """>= 95% exact match (greedy) on held-out sequences; the copy attention is near-diagonal.
     Every mechanism with every normaliser (attention.normalizer) and hard attention."""
-    model = train_task(att, task, normalizer=normalizer, hard=hard)
+    steps = 400 if hard == "reinforce" else 260
+    model = train_task(att, task, steps=steps, normalizer=normalizer, hard=hard)
     src, lens, _, _, outs = make_batch(200, task, torch.Generator().manual_seed(123))
     hyps = greedy(model, src, lens, Lengths(a=1.0, b=2), need_attention=True)
     exact = sum(h.tokens == o.tolist() for h, o in zip(hyps, outs)) / len(outs)
