@@ -253,23 +253,29 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained
     from nmt.align.sweep import main as sweep_main
 
     sweep = tmp_path / "sweep"
-    for name, (src, tgt), weight in [
-        ("a", ("de", "en"), 0.0),
-        ("b", ("en", "de"), 0.0),
-        ("c", ("de", "en"), 0.5),  # no en-de partner: left out
+    for name, (src, tgt), weight, extra in [
+        ("a", ("de", "en"), 0.0, "[rwth/test]"),
+        ("b", ("en", "de"), 0.0, "[rwth/test]"),
+        ("c", ("de", "en"), 0.5, "[rwth/test]"),  # no en-de partner: left out
+        ("d", ("de", "en"), 0.0, "[]"),  # the same system without the test text: its own row
+        ("e", ("en", "de"), 0.0, "[]"),
     ]:
         run = sweep / name
         (run / ".hydra").mkdir(parents=True)
         (run / "checkpoints").mkdir()
         shutil.copy(trained_run / "checkpoints" / "best.pt", run / "checkpoints" / "best.pt")
         (run / ".hydra" / "config.yaml").write_text(
-            f"data: {{src_lang: {src}, tgt_lang: {tgt}}}\nattention: {{type: luong_dot}}\n"
-            f"model: {{arch: rnn}}\ntrainer: {{guided_alignment: {{weight: {weight}}}}}\n"
+            f"data: {{src_lang: {src}, tgt_lang: {tgt}, extra_train: {extra}}}\n"
+            f"attention: {{type: luong_dot}}\nmodel: {{arch: rnn}}\n"
+            f"trainer: {{guided_alignment: {{weight: {weight}}}}}\n"
         )
         (run / "metrics.json").write_text('{"interrupted": false}\n')
-    assert system_name({"model": {"arch": "transformer"}, "trainer": {}}) == "transformer"
+    cfg = {"model": {"arch": "transformer"}, "trainer": {}, "data": {"extra_train": ["t"]}}
+    assert system_name(cfg) == "transformer"
+    unseen = "luong_dot (test text unseen)"
     pairs = find_pairs(sweep)
-    assert pairs == {"luong_dot": (sweep / "a", sweep / "b")}
+    assert pairs == {"luong_dot": (sweep / "a", sweep / "b"), unseen: (sweep / "d", sweep / "e")}
+    seen = {"luong_dot": pairs.pop("luong_dot")}
     # gold: 120 reversal pairs from the tiny task's test text, anti-diagonal links
     data = trained_run.parent / "data"
     src = (data / "test.src").read_text().splitlines()
@@ -281,7 +287,7 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained
     (rwth / "test.en").write_text("".join(t + "\n" for t in tgt))
     gold = [" ".join(f"{i + 1}-{len(s.split()) - i}" for i in range(len(s.split()))) for s in src]
     (rwth / "alignment.talp").write_text("".join(g + "\n" for g in gold))
-    row = score_system(rwth, *pairs["luong_dot"], gold_order="src-tgt")
+    row = score_system(rwth, *seen["luong_dot"], gold_order="src-tgt")
     assert row["select"]["sure"] == sum(len(s.split()) for s in src[:100])
     assert row["report"]["sure"] == sum(len(s.split()) for s in src[100:])
     assert 0.0 <= row["report"]["aer"] <= 1.0
@@ -290,7 +296,7 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained
     (tmp_path / "empty").mkdir()
     assert sweep_main([str(tmp_path / "empty"), "--no-eflomal"]) == 2
     # --checkpoint: another checkpoint of both runs; its own table, metrics.json untouched
-    for run in pairs["luong_dot"]:
+    for run in seen["luong_dot"]:
         shutil.copy(run / "checkpoints" / "best.pt", run / "checkpoints" / "step_30.pt")
     argv = [str(sweep), "--no-eflomal", "--rwth", str(rwth), "--gold-order", "src-tgt"]
     argv += ["--checkpoint", "step_30.pt"]
@@ -306,6 +312,6 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained
     assert again["method"] == row["method"] and not (sweep / "alignment.md").exists()
     assert "aer" not in json.loads((sweep / "a" / "metrics.json").read_text())
     assert sweep_main([*argv[:-1], "step_99.pt"]) == 2  # no such checkpoint: one error
-    assert find_pairs(sweep, "step_30.pt") == pairs  # a run still training: its step files
+    assert find_pairs(sweep, "step_30.pt") == seen  # a run still training: its step files
     (sweep / "a" / "metrics.json").unlink()
-    assert find_pairs(sweep) == {} and find_pairs(sweep, "step_30.pt") == pairs
+    assert find_pairs(sweep) == pairs and find_pairs(sweep, "step_30.pt") == seen

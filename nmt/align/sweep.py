@@ -54,11 +54,17 @@ def _config(run: Path) -> dict[str, Any]:
 
 
 def system_name(cfg: dict[str, Any]) -> str:
-    """`luong_general`, `transformer`, with ` guided λ=2` when guided."""
+    """`luong_general`, `transformer`, with ` guided λ=2` when guided and ` (test text unseen)`
+    when the gold sentences were not in its training text (`data.extra_train` empty), so that
+    both kinds of run can share one sweep folder and each gets its row."""
     model = cfg.get("model") or {}
     name = "transformer" if model.get("arch") == "transformer" else cfg["attention"]["type"]
     weight = ((cfg.get("trainer") or {}).get("guided_alignment") or {}).get("weight", 0.0)
-    return f"{name} guided λ={weight:g}" if weight else name
+    if weight:
+        name = f"{name} guided λ={weight:g}"
+    if not (cfg.get("data") or {}).get("extra_train"):
+        name += " (test text unseen)"
+    return name
 
 
 def find_pairs(root: Path, checkpoint: str | None = None) -> dict[str, tuple[Path, Path]]:
