@@ -35,7 +35,7 @@ from nmt.config import ConfigError, TransformerConfig, to_dataclass
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding import Hypothesis, Lengths
 from nmt.models.transformer import sinusoid_table
-from nmt.runtime import cpu_vnni
+from nmt.runtime import cpu_flags, cpu_vnni
 from nmt.shortlist import Shortlist
 from nmt.vocab import BOS, EOS, N_SPECIAL, PAD, UNK
 
@@ -46,7 +46,7 @@ log = logging.getLogger("nmt")
 
 
 def choose_gemm_backend() -> None:
-    """Use Intel MKL's matmuls in CTranslate2 on an x86 CPU without VNNI.
+    """Use Intel MKL's matmuls in CTranslate2 on an x86 Linux CPU without VNNI.
 
     CTranslate2 takes MKL on Intel CPUs and oneDNN on the others; oneDNN's int8 kernels without
     VNNI add pairs of u8 x s8 products in saturating 16-bit integers. On a 2-core AMD EPYC with
@@ -54,13 +54,10 @@ def choose_gemm_backend() -> None:
     (tests/test_ct2.py). CTranslate2 reads `CT2_USE_MKL` when it is imported: nmt sets it to 1
     before its first `import ctranslate2` unless it is set (`CT2_USE_MKL=0` keeps oneDNN).
     """
-    if "CT2_USE_MKL" in os.environ or cpu_vnni():
-        return
-    if platform.machine().lower() not in ("x86_64", "amd64") or sys.platform not in (
-        "linux",
-        "win32",
-    ):
-        return  # the x86-64 wheels for Linux and Windows include MKL
+    if "CT2_USE_MKL" in os.environ or not cpu_flags() or cpu_vnni():
+        return  # set by the user; the CPU's flags unknown (no /proc/cpuinfo); or VNNI
+    if platform.machine().lower() not in ("x86_64", "amd64") or sys.platform != "linux":
+        return  # the x86-64 wheels for Linux include MKL
     if "ctranslate2" in sys.modules:
         log.warning(
             "ctranslate2 was imported before nmt could set CT2_USE_MKL=1: its int8 matmuls may "

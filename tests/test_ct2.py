@@ -202,9 +202,15 @@ def test_gemm_backend_is_mkl_without_vnni(monkeypatch):
     monkeypatch.setattr(ct2.platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(ct2.sys, "platform", "linux")
     monkeypatch.delenv("CT2_USE_MKL", raising=False)
+    monkeypatch.setattr(ct2, "cpu_flags", lambda: ())
+    monkeypatch.setattr(ct2, "cpu_vnni", lambda: False)
+    ct2.choose_gemm_backend()
+    assert "CT2_USE_MKL" not in ct2.os.environ  # the CPU's flags unknown: CTranslate2 chooses
+    monkeypatch.setattr(ct2, "cpu_flags", lambda: ("avx2", "avx512_vnni"))
     monkeypatch.setattr(ct2, "cpu_vnni", lambda: True)
     ct2.choose_gemm_backend()
     assert "CT2_USE_MKL" not in ct2.os.environ  # VNNI: CTranslate2's own choice
+    monkeypatch.setattr(ct2, "cpu_flags", lambda: ("avx2", "fma"))
     monkeypatch.setattr(ct2, "cpu_vnni", lambda: False)
     monkeypatch.setitem(sys.modules, "ctranslate2", object())
     ct2.choose_gemm_backend()

@@ -22,10 +22,11 @@ def grads(loss, *tensors):
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("eps", [0.0, 0.1])
 @pytest.mark.parametrize("chunk", [7, 64, 1000])
-def test_linear_cross_entropy_matches_cross_entropy_fp32(bias, eps, chunk):
+@pytest.mark.parametrize("width", [16, 20])  # with the bias column and without: both padded
+def test_linear_cross_entropy_matches_cross_entropy_fp32(bias, eps, chunk, width):
     torch.manual_seed(0)
-    hidden = torch.randn(150, 16, requires_grad=True)
-    lin = torch.nn.Linear(16, 37, bias=bias)
+    hidden = torch.randn(150, width, requires_grad=True)
+    lin = torch.nn.Linear(width, 37, bias=bias)
     target = torch.randint(0, 37, (150,))
     ref = reference(hidden, lin, target, eps)
     out = linear_cross_entropy(hidden, lin.weight, lin.bias, target, eps, chunk=chunk)

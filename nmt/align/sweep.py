@@ -55,8 +55,9 @@ def _config(run: Path) -> dict[str, Any]:
 
 def system_name(cfg: dict[str, Any]) -> str:
     """`luong_general`, `transformer`, with ` guided λ=2` when guided and ` (test text unseen)`
-    when the gold sentences were not in its training text (`data.extra_train` empty), so that
-    both kinds of run can share one sweep folder and each gets its row."""
+    when `data.extra_train` is empty, so that runs with and without the gold sentences in
+    their training text share one sweep folder, each with its row (`data=europarl_align` puts
+    exactly the gold text there; any other extra files count as "seen" too)."""
     model = cfg.get("model") or {}
     name = "transformer" if model.get("arch") == "transformer" else cfg["attention"]["type"]
     weight = ((cfg.get("trainer") or {}).get("guided_alignment") or {}).get("weight", 0.0)
