@@ -51,8 +51,9 @@ def choose_gemm_backend() -> None:
     CTranslate2 takes MKL on Intel CPUs and oneDNN on the others; oneDNN's int8 kernels without
     VNNI add pairs of u8 x s8 products in saturating 16-bit integers. On a 2-core AMD EPYC with
     AVX2 that changed 55% of a tiny Transformer's greedy outputs against float32, MKL 3%
-    (tests/test_ct2.py), and cost a trained one 0.44 beam-5 BLEU, MKL 0.08 (README). CTranslate2 reads `CT2_USE_MKL` when it is imported: nmt sets it to 1
-    before its first `import ctranslate2` unless it is set (`CT2_USE_MKL=0` keeps oneDNN).
+    (tests/test_ct2.py), and cost a trained one 0.44 beam-5 BLEU, MKL 0.08 (README).
+    CTranslate2 reads `CT2_USE_MKL` when it is imported: nmt sets it to 1 before its first
+    `import ctranslate2` unless it is set (`CT2_USE_MKL=0` keeps oneDNN).
     """
     if "CT2_USE_MKL" in os.environ or not cpu_flags() or cpu_vnni():
         return  # set by the user; the CPU's flags unknown (no /proc/cpuinfo); or VNNI
@@ -95,7 +96,6 @@ def vmap_text(shortlist: Shortlist, src_pieces: list[str], tgt_pieces: list[str]
 
 
 def _transformer_spec(cfg: TransformerConfig, state: dict[str, torch.Tensor], tok: Tokenizer):
-    choose_gemm_backend()
     from ctranslate2.converters import utils
     from ctranslate2.specs import common_spec, transformer_spec
 

@@ -86,6 +86,8 @@ def test_nmt_align_end_to_end_on_trained_run(trained_run, tmp_path, capsys):
             methods.add(f"reverse {p}threshold>={t}")
             methods |= {f"{p}{m} of threshold>={t}" for m in ("intersection", "grow-diag")}
             methods.add(f"{p}grow-diag-final of threshold>={t}")
+            methods.add(f"{p}agreement of threshold>={t}")  # both directions' weights combined
+        methods.add(f"{p}agreement")
     assert set(report["results"]) == methods
     assert report["lines"] == f"1-{len(lines)}"
     for r in report["results"].values():
@@ -96,6 +98,9 @@ def test_nmt_align_end_to_end_on_trained_run(trained_run, tmp_path, capsys):
     both = results["intersection of threshold>=0.2"]["links"]
     assert both <= min(results[f"{d}threshold>=0.2"]["links"] for d in ("", "reverse "))
     assert results["grow-diag-final of threshold>=0.2"]["links"] >= both
+    # both weights >= T make their geometric mean >= T: agreement keeps the intersection
+    assert results["agreement of threshold>=0.2"]["links"] >= both
+    assert results["agreement"]["links"] == sum(len(s.split()) for s in lines)
     assert report["results"]["argmax"]["links"] == sum(len(s.split()) for s in lines)
     assert report["results"]["argmax"]["sure"] == sum(len(s.split()) for s in lines)
     text = capsys.readouterr().out
@@ -315,3 +320,17 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained
     assert find_pairs(sweep, "step_30.pt") == seen  # a run still training: its step files
     (sweep / "a" / "metrics.json").unlink()
     assert find_pairs(sweep) == pairs and find_pairs(sweep, "step_30.pt") == seen
+
+
+def test_alignment_sweep_reads_every_transformer_head():
+    """A Transformer is scored from each decoder layer's head average and from each head (a
+    guided model trains one head); an RNN from its one attention."""
+    from nmt.align.sweep import attention_sources
+    from nmt.config import RNNConfig, TransformerConfig
+
+    sources = attention_sources(TransformerConfig(dec_layers=2, heads=3))
+    assert [(layer, head) for layer, head, _ in sources] == [
+        (0, None), (0, 0), (0, 1), (0, 2), (1, None), (1, 0), (1, 1), (1, 2)
+    ]  # fmt: skip
+    assert sources[0][2] == " (layer 0)" and sources[-1][2] == " (layer 1, head 2)"
+    assert attention_sources(RNNConfig()) == [(-1, None, "")]

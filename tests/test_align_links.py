@@ -9,6 +9,8 @@ from nmt.align import (
     SHIFT_ATT,
     AlignError,
     GoldAlignment,
+    agreement_weights,
+    extract,
     extract_argmax,
     extract_threshold,
     extraction_names,
@@ -106,3 +108,16 @@ def test_method_names_spell_each_combination_once_and_give_back_their_read_out()
     )
     for (readout, _, _), name in names.items():
         assert method_readout(name) == readout
+
+
+def test_agreement_combines_both_directions_weights():
+    """agreement: the geometric mean of the two directions' weights, then any extraction; a pair
+    that both directions give moderate weight beats one only one direction is sure of."""
+    fwd = np.array([[0.9, 0.1], [0.5, 0.5]])  # (target words, source words)
+    rev = np.array([[0.1, 0.9], [0.0, 1.0]])  # the reverse model's, already transposed
+    both = agreement_weights(fwd, rev)
+    np.testing.assert_allclose(both, [[0.3, 0.3], [0.0, np.sqrt(0.5)]])
+    assert extract(both, 0.5) == {(1, 1)} and extract(both, None) == extract_argmax(both)
+    assert extract(fwd, 0.5) == extract_threshold(fwd, 0.5)
+    with pytest.raises(AlignError, match="differ in shape"):
+        agreement_weights(fwd, rev[:1])

@@ -38,7 +38,9 @@ What it does, step by step:
      and threshold alignments, and the `intersection`, `grow-diag` and `grow-diag-final`
      symmetrisations (Koehn et al. 2003; Och & Ney 2003) of both directions' argmax alignments
      and of their threshold alignments (`grow-diag of threshold>=0.3`), per read-out (Chen et
-     al. combine both directions of Shift-Att with grow-diag).
+     al. combine both directions of Shift-Att with grow-diag); and `agreement` (Liang et al.
+     2006): both directions' word-level weights combined (geometric mean) before the argmax
+     or threshold (`agreement of threshold>=0.3`).
 
    **Choosing settings without overfitting the gold**: `--lines 1-100` scores only those
    sentences (choose the layer, head, threshold, read-out there), `--lines 101-508` reports.
@@ -101,8 +103,11 @@ _EXPORTS = {
         "word_ids_in",
     ),
     "links": (
+        "AGREEMENT",
         "SHIFT_ATT",
         "SYMMETRISATIONS",
+        "agreement_weights",
+        "extract",
         "extract_argmax",
         "extract_threshold",
         "extraction_names",

@@ -59,7 +59,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reverse-ckpt",
         help="a model trained in the other direction: adds its argmax and threshold links and "
-        "their intersection, grow-diag and grow-diag-final with the model's (per read-out)",
+        "their intersection, grow-diag and grow-diag-final with the model's, and the links of "
+        "both directions' weights combined (agreement), per read-out",
     )
     parser.add_argument(
         "--layer", type=int, default=-1, help="Transformer: cross-attention layer (default last)"

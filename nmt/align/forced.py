@@ -20,8 +20,7 @@ import torch
 from nmt.align.common import AlignError, Link
 from nmt.align.links import (
     SHIFT_ATT,
-    extract_argmax,
-    extract_threshold,
+    extract,
     extraction_names,
     method_name,
 )
@@ -186,10 +185,5 @@ def model_alignments(
         elif k in keep_words:
             links.words[k] = words
         for name, readout, threshold in methods:
-            if words is None:
-                links.links[name].append(set())
-            elif threshold is None:
-                links.links[name].append(extract_argmax(words[readout]))
-            else:
-                links.links[name].append(extract_threshold(words[readout], threshold))
+            links.links[name].append(set() if words is None else extract(words[readout], threshold))
     return links

@@ -15,8 +15,11 @@ from nmt.align.common import AlignError, Link
 from nmt.wordlinks import SYMMETRISATIONS, symmetrise
 
 __all__ = [
+    "AGREEMENT",
     "SHIFT_ATT",
     "SYMMETRISATIONS",
+    "agreement_weights",
+    "extract",
     "extract_argmax",
     "extract_threshold",
     "extraction_names",
@@ -29,7 +32,9 @@ __all__ = [
 # Method names: the one spelling nmt-align, nmt.align.sweep, the report and the explorer share.
 #   [reverse ][shift-att ]EXTRACTION              one direction; EXTRACTION: argmax | threshold>=T
 #   [shift-att ]SYMMETRISATION[ of threshold>=T]  both directions symmetrised (of argmax: unnamed)
+#   [shift-att ]agreement[ of threshold>=T]       both directions' weights combined, then extracted
 SHIFT_ATT = "shift-att"  # the read-out of Chen et al. (2020); "" names the plain one
+AGREEMENT = "agreement"  # the two directions' weights combined before extraction
 
 
 def extraction_names(thresholds: Sequence[float]) -> dict[str, float | None]:
@@ -66,6 +71,24 @@ def extract_threshold(weights: np.ndarray, threshold: float) -> set[Link]:
     """Every (source, target) word pair with weight >= `threshold`."""
     t_idx, s_idx = np.nonzero(np.asarray(weights) >= threshold)
     return {(int(s), int(t)) for t, s in zip(t_idx, s_idx)}
+
+
+def extract(weights: np.ndarray, threshold: float | None) -> set[Link]:
+    """`extract_argmax` (threshold None) or `extract_threshold`."""
+    return extract_argmax(weights) if threshold is None else extract_threshold(weights, threshold)
+
+
+def agreement_weights(fwd: np.ndarray, rev: np.ndarray) -> np.ndarray:
+    """Both directions' word-level weights for the same (target word, source word) pairs,
+    combined before extraction: their geometric mean. Liang et al. (2006, "Alignment by
+    Agreement", sec. 4) decode two directional aligners by thresholding the product of their
+    posteriors; its square root keeps one direction's scale, so the same thresholds apply. A
+    link needs weight from both models, as in the intersection, but a pair that both give
+    moderate weight can beat one that only one model is sure of."""
+    fwd, rev = np.asarray(fwd), np.asarray(rev)  # (T words, S words) each
+    if fwd.shape != rev.shape:
+        raise AlignError(f"the two directions' weights differ in shape: {fwd.shape}, {rev.shape}")
+    return np.sqrt(fwd * rev)  # (T, S)
 
 
 def score_alignments(

@@ -18,7 +18,7 @@ import numpy as np
 
 from nmt.align.baseline import eflomal_align
 from nmt.align.common import AlignError, Link
-from nmt.align.forced import model_alignments, readouts
+from nmt.align.forced import ModelLinks, model_alignments, readouts
 from nmt.align.gold import (
     GoldAlignment,
     check_bounds,
@@ -28,6 +28,9 @@ from nmt.align.gold import (
     read_talp,
 )
 from nmt.align.links import (
+    AGREEMENT,
+    agreement_weights,
+    extract,
     extraction_names,
     method_name,
     score_alignments,
@@ -142,12 +145,14 @@ def attention_predictions(
     args: argparse.Namespace, translator: Translator, test: GoldCorpus, first: int = 0
 ) -> tuple[Predictions, set[int]]:
     """The model's links (argmax and threshold of the plain and the shifted read-out) and,
-    with `--reverse-ckpt`, the reverse model's links and the symmetrisations of both
+    with `--reverse-ckpt`, the reverse model's links, the symmetrisations of both
     directions' argmax links (`grow-diag`, ...) and threshold links (`grow-diag of
-    threshold>=0.3`, ...), per read-out; the lines whose pieces do not match the gold's
-    words. `first` is the 0-based file line of the first test sentence (`--plot-lines` count
-    file lines)."""
-    keep = [k - 1 - first for k in args.plot_lines]
+    threshold>=0.3`, ...), and the extractions from both directions' weights combined
+    (`agreement`, `agreement of threshold>=0.3`), per read-out; the lines whose pieces do not
+    match the gold's words. `first` is the 0-based file line of the first test sentence
+    (`--plot-lines` count file lines)."""
+    plots = [k - 1 - first for k in args.plot_lines]
+    keep = range(len(test.src)) if args.reverse_ckpt else plots  # agreement needs every line's
     fw = model_alignments(translator, test.src, test.tgt, **_model_kwargs(args), keep_words=keep)
     predictions = dict(fw.links)
     excluded = set(fw.mismatched)
@@ -157,14 +162,35 @@ def attention_predictions(
         extractions = extraction_names(args.threshold)
         for extraction, readout in product(extractions, readouts(translator)):
             name = method_name(extraction, readout)  # "argmax", "shift-att threshold>=0.3", ...
-            predictions[method_name(extraction, readout, "reverse")] = rev[name]
+            predictions[method_name(extraction, readout, "reverse")] = rev.links[name]
             for combine in ("intersection", "grow-diag", "grow-diag-final"):
                 predictions[method_name(extraction, readout, combine)] = [
-                    symmetrise(a, b, combine) for a, b in zip(fw.links[name], rev[name])
+                    symmetrise(a, b, combine) for a, b in zip(fw.links[name], rev.links[name])
                 ]
+            predictions[method_name(extraction, readout, AGREEMENT)] = [
+                _agreement_links(
+                    fw.words.get(k), rev.words.get(k), readout, extractions[extraction]
+                )
+                for k in range(len(test.src))
+            ]
     if args.plot_dir:
-        plot_lines(args, test, fw.words, predictions, first)
+        words = {k: fw.words[k] for k in plots if k in fw.words}
+        plot_lines(args, test, words, predictions, first)
     return predictions, excluded
+
+
+def _agreement_links(
+    fwd: dict[str, np.ndarray] | None,
+    rev: dict[str, np.ndarray] | None,
+    readout: str,
+    threshold: float | None,
+) -> set[Link]:
+    """One sentence's links from both directions' word-level weights of a read-out combined
+    (`agreement_weights`); `rev` holds the reverse model's (source words, target words)
+    weights. None (its pieces do not match the gold's words): no links."""
+    if fwd is None or rev is None:
+        return set()
+    return extract(agreement_weights(fwd[readout], rev[readout].T), threshold)
 
 
 def plot_lines(
@@ -194,11 +220,10 @@ def plot_lines(
             )
 
 
-def _reverse_links(
-    args: argparse.Namespace, test: GoldCorpus
-) -> tuple[dict[str, list[set[Link]]], set[int]]:
+def _reverse_links(args: argparse.Namespace, test: GoldCorpus) -> tuple[ModelLinks, set[int]]:
     """The links of the `--reverse-ckpt` model (target -> source), flipped to (source,
-    target)."""
+    target), and its word-level weights of every line, as it computed them: (its target
+    words = the test's source words, its source words = the test's target words)."""
     reverse = Translator(args.reverse_ckpt, args.device)
     langs = (reverse.cfg.data.src_lang, reverse.cfg.data.tgt_lang)
     if langs != (test.tgt_lang, test.src_lang):
@@ -206,9 +231,10 @@ def _reverse_links(
             f"--reverse-ckpt translates {langs[0]}->{langs[1]}, "
             f"expected {test.tgt_lang}->{test.src_lang}"
         )
-    rv = model_alignments(reverse, test.tgt, test.src, **_model_kwargs(args))
+    keep = range(len(test.src))
+    rv = model_alignments(reverse, test.tgt, test.src, **_model_kwargs(args), keep_words=keep)
     flipped = {name: [flip(x) for x in links] for name, links in rv.links.items()}
-    return flipped, set(rv.mismatched)
+    return ModelLinks(flipped, rv.mismatched, rv.words), set(rv.mismatched)
 
 
 def eflomal_predictions(args: argparse.Namespace, test: GoldCorpus) -> tuple[Predictions, int]:

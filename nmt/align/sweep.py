@@ -3,9 +3,11 @@
 The sweep trains every system in both directions (de→en and en→de). Here each de→en run is
 paired with the en→de run of the same configuration, and both are scored against the gold
 links with every extraction method of `nmt-align` (plain and shifted read-out, argmax,
-threshold at 0.1, 0.2, ..., 0.5, and the intersection / grow-diag / grow-diag-final of both
-directions' argmax links and of their threshold links), for a Transformer at every decoder
-layer (head average).
+threshold at 0.1, 0.2, ..., 0.5, the intersection / grow-diag / grow-diag-final of both
+directions' argmax links and of their threshold links, and the argmax / threshold of both
+directions' weights combined, "agreement"), for a Transformer at every decoder
+layer, from the head average and from each head (a guided model trains one head: Garg et al.
+2019 read that head).
 
 **Protocol** (no setting is chosen on the sentences it is reported on): the method (with its
 threshold, and layer) with the lowest AER on gold sentences 1–100 is chosen per system; its AER
@@ -92,7 +94,13 @@ def find_pairs(root: Path, checkpoint: str | None = None) -> dict[str, tuple[Pat
 
 
 def _args(
-    rwth: Path, fwd: Path, rev: Path, layer: int, gold_order: str, checkpoint: str
+    rwth: Path,
+    fwd: Path,
+    rev: Path,
+    layer: int,
+    head: int | None,
+    gold_order: str,
+    checkpoint: str,
 ) -> argparse.Namespace:
     return align_parser().parse_args(
         [
@@ -105,7 +113,20 @@ def _args(
             "--layer", str(layer),
             "--threshold", ",".join(map(str, THRESHOLDS)),
         ]
+        + (["--head", str(head)] if head is not None else [])
     )  # fmt: skip
+
+
+def attention_sources(model: Any) -> list[tuple[int, int | None, str]]:
+    """(layer, head or None for the head average, label) of every attention the sweep reads:
+    the RNN's one; each Transformer decoder layer's head average and each of its heads."""
+    if getattr(model, "arch", "rnn") != "transformer":
+        return [(-1, None, "")]
+    return [
+        (layer, head, f" (layer {layer})" if head is None else f" (layer {layer}, head {head})")
+        for layer in range(model.dec_layers)
+        for head in [None, *range(model.heads)]
+    ]
 
 
 def _score(
@@ -122,15 +143,14 @@ def _line_label(lines: tuple[int, int]) -> str:
 def score_system(
     rwth: Path, fwd: Path, rev: Path, gold_order: str = "de-en", checkpoint: str = "best.pt"
 ) -> dict[str, Any]:
-    """Every method (and layer) on 1–100; the best one's scores on 101–508 and on all.
-    `rwth` holds test.de (the source of `fwd`), test.en and alignment.talp; `checkpoint`: the
-    file in both runs' checkpoints/ folder (best.pt, last.pt, step_N.pt)."""
+    """Every method (and Transformer layer and head) on 1–100; the best one's scores on
+    101–508 and on all. `rwth` holds test.de (the source of `fwd`), test.en and
+    alignment.talp; `checkpoint`: the file in both runs' checkpoints/ folder (best.pt,
+    last.pt, step_N.pt)."""
     translator = load_translator(str(fwd / "checkpoints" / checkpoint), "cpu")
-    model = translator.cfg.model
-    layers = range(model.dec_layers) if getattr(model, "arch", "rnn") == "transformer" else [-1]
     best: dict[str, Any] | None = None
-    for layer in layers:
-        args = _args(rwth, fwd, rev, layer, gold_order, checkpoint)
+    for layer, head, label in attention_sources(translator.cfg.model):
+        args = _args(rwth, fwd, rev, layer, head, gold_order, checkpoint)
         src, tgt, gold, _ = read_test_files(args)
         test = orient(args, src, tgt, gold, translator)
         predictions, excluded = attention_predictions(args, translator, test)
@@ -138,7 +158,7 @@ def score_system(
         for method, result in chosen.items():
             if best is None or result["aer"] < best["select"]["aer"]:
                 best = {
-                    "method": method + (f" (layer {layer})" if layer >= 0 else ""),
+                    "method": method + label,
                     "select": result,
                     "report": _score({method: predictions[method]}, test, excluded, REPORT)[method],
                     "all": _score({method: predictions[method]}, test, excluded, (0, 508))[method],
