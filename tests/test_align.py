@@ -298,6 +298,23 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained
     assert 0.0 <= row["report"]["aer"] <= 1.0
     text = format_markdown({"luong_dot": row})
     assert row["method"] in text and "Luong et al. 2015" in text
+    assert "sources" not in row  # an RNN has one attention
+    # a Transformer: every layer's head average and every head, the best of them on 1-100
+    for name in ("tf_a", "tf_b"):
+        (tmp_path / name / "checkpoints").mkdir(parents=True)
+        shutil.copy(tiny_transformer_checkpoint(trained_run), tmp_path / name / "checkpoints")
+        (tmp_path / name / "checkpoints" / "tiny_transformer.pt").rename(
+            tmp_path / name / "checkpoints" / "best.pt"
+        )
+    tf = score_system(rwth, tmp_path / "tf_a", tmp_path / "tf_b", gold_order="src-tgt")
+    assert list(tf["sources"]) == [
+        "layer 0", "layer 0, head 0", "layer 0, head 1", "layer 1", "layer 1, head 0",
+        "layer 1, head 1",
+    ]  # fmt: skip
+    best = min(tf["sources"].values(), key=lambda r: r["select"]["aer"])
+    assert tf["method"] == best["method"] and tf["report"] == best["report"]
+    assert all(r["method"].endswith(f"({label})") for label, r in tf["sources"].items())
+    assert "## transformer: each layer and head" in format_markdown({"transformer": tf})
     (tmp_path / "empty").mkdir()
     assert sweep_main([str(tmp_path / "empty"), "--no-eflomal"]) == 2
     # --checkpoint: another checkpoint of both runs; its own table, metrics.json untouched

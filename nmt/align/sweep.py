@@ -144,26 +144,28 @@ def score_system(
     rwth: Path, fwd: Path, rev: Path, gold_order: str = "de-en", checkpoint: str = "best.pt"
 ) -> dict[str, Any]:
     """Every method (and Transformer layer and head) on 1–100; the best one's scores on
-    101–508 and on all. `rwth` holds test.de (the source of `fwd`), test.en and
-    alignment.talp; `checkpoint`: the file in both runs' checkpoints/ folder (best.pt,
-    last.pt, step_N.pt)."""
+    101–508 and on all. A Transformer's row also lists, under `sources`, each layer's and
+    head's best method (chosen on 1–100) with its scores. `rwth` holds test.de (the source of
+    `fwd`), test.en and alignment.talp; `checkpoint`: the file in both runs' checkpoints/
+    folder (best.pt, last.pt, step_N.pt)."""
     translator = load_translator(str(fwd / "checkpoints" / checkpoint), "cpu")
-    best: dict[str, Any] | None = None
+    sources: dict[str, dict[str, Any]] = {}
     for layer, head, label in attention_sources(translator.cfg.model):
         args = _args(rwth, fwd, rev, layer, head, gold_order, checkpoint)
         src, tgt, gold, _ = read_test_files(args)
         test = orient(args, src, tgt, gold, translator)
         predictions, excluded = attention_predictions(args, translator, test)
         chosen = _score(predictions, test, excluded, SELECT)
-        for method, result in chosen.items():
-            if best is None or result["aer"] < best["select"]["aer"]:
-                best = {
-                    "method": method + label,
-                    "select": result,
-                    "report": _score({method: predictions[method]}, test, excluded, REPORT)[method],
-                    "all": _score({method: predictions[method]}, test, excluded, (0, 508))[method],
-                }
-    assert best is not None
+        method = min(chosen, key=lambda name: chosen[name]["aer"])
+        sources[label.strip(" ()")] = {
+            "method": method + label,
+            "select": chosen[method],
+            "report": _score({method: predictions[method]}, test, excluded, REPORT)[method],
+            "all": _score({method: predictions[method]}, test, excluded, (0, 508))[method],
+        }
+    best = dict(min(sources.values(), key=lambda row: row["select"]["aer"]))
+    if len(sources) > 1:
+        best["sources"] = sources
     return best
 
 
@@ -219,6 +221,21 @@ def format_markdown(rows: dict[str, dict[str, Any]]) -> str:
         + head
         + body
         + f"\nLuong et al. 2015 (Table 6, 4.5M WMT pairs, all 508 sentences): {luong}.\n"
+        + "".join(_sources_markdown(name, r) for name, r in rows.items() if "sources" in r)
+    )
+
+
+def _sources_markdown(name: str, row: dict[str, Any]) -> str:
+    """A Transformer row's layers and heads: each one's best method on 1–100 and its AER."""
+    lines = "".join(
+        f"| {label} | {r['method']} | {100 * r['report']['aer']:.1f} "
+        f"| {100 * r['select']['aer']:.1f} |\n"
+        for label, r in row["sources"].items()
+    )
+    return (
+        f"\n## {name}: each layer and head (head average: the layer alone)\n\n"
+        "| attention | method (chosen on 1-100) | AER 101-508 | AER 1-100 |\n"
+        "|---|---|---|---|\n" + lines
     )
 
 
