@@ -81,7 +81,7 @@ def extract(weights: np.ndarray, threshold: float | None) -> set[Link]:
 def agreement_weights(fwd: np.ndarray, rev: np.ndarray) -> np.ndarray:
     """Both directions' word-level weights for the same (target word, source word) pairs,
     combined before extraction: their geometric mean. Liang et al. (2006, "Alignment by
-    Agreement", sec. 4) decode two directional aligners by thresholding the product of their
+    Agreement") decode two directional aligners by thresholding the product of their
     posteriors; its square root keeps one direction's scale, so the same thresholds apply. A
     link needs weight from both models, as in the intersection, but a pair that both give
     moderate weight can beat one that only one model is sure of."""

@@ -7,12 +7,14 @@ threshold at 0.1, 0.2, ..., 0.5, the intersection / grow-diag / grow-diag-final 
 directions' argmax links and of their threshold links, and the argmax / threshold of both
 directions' weights combined, "agreement"), for a Transformer at every decoder
 layer, from the head average and from each head (a guided model trains one head: Garg et al.
-2019 read that head).
+2019 read that head). Head h of the de→en model is paired with head h of the en→de model: for
+guided models the same trained head; for unguided ones an arbitrary pairing, which only the
+two-direction methods (symmetrisations, agreement) depend on.
 
 **Protocol** (no setting is chosen on the sentences it is reported on): the method (with its
-threshold, and layer) with the lowest AER on gold sentences 1–100 is chosen per system; its AER
-on sentences 101–508 is the system's figure (all 508 beside it, for comparison with the
-literature). eflomal is run on the same training text plus the test sentences (grow-diag-final)
+threshold, and layer and head) with the lowest AER on gold sentences 1–100 is chosen per
+system; its AER on sentences 101–508 is the system's figure (all 508 beside it, for comparison
+with the literature). eflomal is run on the same training text plus the test sentences (grow-diag-final)
 and scored on the same lines. The table goes to DIR/alignment.md and .json; each paired run's
 metrics.json gets `aer` (101–508) and `aer_method`, which `nmt-report` shows in the leaderboard.
 """
@@ -234,6 +236,7 @@ def _sources_markdown(name: str, row: dict[str, Any]) -> str:
     )
     return (
         f"\n## {name}: each layer and head (head average: the layer alone)\n\n"
+        "For reading only: the system's figure above is the one chosen on 1-100.\n\n"
         "| attention | method (chosen on 1-100) | AER 101-508 | AER 1-100 |\n"
         "|---|---|---|---|\n" + lines
     )
