@@ -12,10 +12,10 @@ guided models the same trained head; for unguided ones an arbitrary pairing, whi
 two-direction methods (symmetrisations, agreement) depend on.
 
 **Protocol** (no setting is chosen on the sentences it is reported on): the method (with its
-threshold, and layer and head) with the lowest AER on gold sentences 1–100 is chosen per
-system; its AER on sentences 101–508 is the system's figure (all 508 beside it, for comparison
-with the literature). eflomal is run on the same training text plus the test sentences
-(grow-diag-final) and scored on the same lines. The table goes to DIR/alignment.md and .json; each paired run's
+threshold, and layer and head) with the lowest AER on gold sentences 1–100 is chosen per system;
+its AER on sentences 101–508 is the system's figure (all 508 beside it, for comparison with the
+literature). eflomal is run on the same training text plus the test sentences (grow-diag-final)
+and scored on the same lines. The table goes to DIR/alignment.md and .json; each paired run's
 metrics.json gets `aer` (101–508) and `aer_method`, which `nmt-report` shows in the leaderboard.
 """
 
