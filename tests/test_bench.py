@@ -327,3 +327,34 @@ def test_decode_deploy_targets_int8_and_ctranslate2(explore_runs, tmp_path, stan
     rnn = deploy_targets(str(explore_runs / "attention=luong_general"), args, test, 10)
     assert set(rnn) == {"int8", "shortlist", "int8_shortlist"}
     assert len(list(tmp_path.glob("shortlist-*.npz"))) == 2  # one per run
+
+
+@pytest.mark.slow
+def test_whole_run_mode_trains_side_by_side_and_records_peak_rss(tmp_path):
+    """--whole-run: nmt-train per workload, side by side; each run's peak RSS, steps and test
+    BLEU in bench.json, its run folder (metrics.json, test.hyp) in --work."""
+    corpus = _tiny_corpus(tmp_path / "multi30k")
+    out, work = tmp_path / "bench.json", tmp_path / "work"
+    sets = [f"rnn:{o}" for o in TINY["rnn"]] + [f"transformer:{o}" for o in TINY["transformer"]]
+    sets += ["data.vocab_size=60", "trainer.max_tokens=200", "transformer:model.enc_layers=1"]
+    sets += ["transformer:model.dec_layers=1"]
+    cmd = [
+        sys.executable, str(ROOT / "scripts" / "bench.py"),
+        "--data-root", str(corpus),
+        "--workloads", "rnn_bahdanau,transformer",
+        "--whole-run", "2", "--threads", "1", "--precision", "fp32",
+        "--out", str(out), "--work", str(work),
+    ] + [arg for s in sets for arg in ("--set", s)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "whole runs (nmt-train)" in proc.stdout and "peak RSS" in proc.stdout
+    runs = json.loads(out.read_text())["whole_run"]
+    assert list(runs) == ["rnn_bahdanau", "transformer"]
+    for name, r in runs.items():
+        assert 100 < r["peak_rss_mb"] < 8192, name  # a Python process with torch loaded
+        assert r["steps"] > 0 and r["test_bleu"] is not None, name
+        assert r["side_by_side"] == 2 and r["threads"] == 1 and r["seconds"] == 2
+        hyps = (work / f"whole-{name}" / "test.hyp").read_text().splitlines()
+        assert len(hyps) == 10  # the tiny corpus's test sentences, one line each
+    bad = subprocess.run([*cmd[:2], "--whole-run", "0"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode != 0 and "--whole-run 0" in bad.stderr

@@ -30,9 +30,12 @@ early, so its hypotheses run to the length limit. For figures comparable to trai
 `--decode-ckpt NAME=RUN_DIR_OR_CKPT`; the hypothesis lengths (and BLEU for a checkpoint) are
 recorded beside the speeds.
 
+`--whole-run SECONDS` trains each workload with `nmt-train` instead, side by side, and records
+each whole run's peak RSS (every batch shape, validation, test decoding: `wholerun`).
+
 Modules: `cli` (arguments, the parent's loop, bench.json), `children` (one measurement per
 fresh interpreter, `python -m nmt.bench`), `workload` (the reference configuration, one
-training measurement), `decode`, `preprocess`, `flops` (the analytic FLOP model), `system`
-(machine, memory, matmul peak), `table` (the printed summary). Nothing here imports torch at
+training measurement), `decode`, `preprocess`, `wholerun`, `flops` (the analytic FLOP model),
+`system` (machine, memory, matmul peak), `table` (the printed summary). Nothing here imports torch at
 module level: the parent sets OMP_NUM_THREADS first, and the children inherit it.
 """

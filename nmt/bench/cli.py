@@ -21,6 +21,7 @@ from nmt.bench.children import child, write_result
 from nmt.bench.preprocess import run_one_preprocess, run_preprocess
 from nmt.bench.system import auto_precision, bench_device, matmul_peak, meta
 from nmt.bench.table import print_table
+from nmt.bench.wholerun import print_whole_runs, run_whole
 from nmt.bench.workload import all_workloads, prepare_shared_data, run_one, workload_overrides
 from nmt.config import ConfigError, DecodeConfig, check_output_lengths
 
@@ -100,6 +101,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
         help="corpus folder (default: data.root of conf/data/multi30k.yaml)",
     )
     p.add_argument("--peak-size", type=int, default=2048, help="matrix size for the matmul peak")
+    p.add_argument(
+        "--whole-run",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="instead of the timed steps: train each workload with nmt-train for SECONDS, all "
+        "side by side (each with --threads), and record each run's peak RSS (nmt.bench.wholerun)",
+    )
     p.add_argument("--out", default="bench.json")
     p.add_argument(
         "--work",
@@ -198,6 +207,8 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"bench: {err}") from None
     workloads = args.workloads or ",".join(all_workloads())
     names = [] if args.preprocess else [n.strip() for n in workloads.split(",") if n.strip()]
+    if args.whole_run is not None and args.whole_run <= 0:
+        raise SystemExit(f"bench: --whole-run {args.whole_run}: give a positive number of seconds")
     if args.precision == "auto":
         args.precision = auto_precision(args.device)
     for name in names:
@@ -211,6 +222,8 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
     report: dict[str, Any] = {"meta": meta(args), "workloads": names}
     out_path = Path(args.out).resolve()
+    if args.whole_run is not None:
+        return _whole_runs(args, names, report, out_path)
     try:
         if names:
             run_workloads(args, names, report, out_path)
@@ -227,4 +240,24 @@ def main(argv: list[str]) -> int:
             f"bench: failed workloads: {', '.join(failed)} (logs in {args.work})", file=sys.stderr
         )
     print(f"\nbench: results written to {out_path}")
+    return 1 if failed else 0
+
+
+def _whole_runs(
+    args: argparse.Namespace, names: list[str], report: dict[str, Any], out_path: Path
+) -> int:
+    """`--whole-run`: every workload trained by nmt-train, side by side; bench.json gets
+    `whole_run` (the run folders stay in --work)."""
+    print(
+        f"bench: whole runs of {args.whole_run} s, side by side: {', '.join(names)} "
+        f"(folders in {args.work}) ...",
+        flush=True,
+    )
+    report["whole_run"] = run_whole(args, names)
+    _write_report(out_path, report)
+    print_whole_runs(report["whole_run"], report["meta"])
+    print(f"\nbench: results written to {out_path}")
+    failed = [n for n, r in report["whole_run"].items() if "error" in r]
+    if failed:
+        print(f"bench: failed whole runs: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
