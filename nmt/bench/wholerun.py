@@ -13,7 +13,6 @@ workloads train side by side, each with `--threads` threads (two workloads on a 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -22,15 +21,10 @@ from typing import Any
 
 from nmt.bench.system import ROOT
 from nmt.bench.workload import workload_overrides
+from nmt.rundir import finished_metrics
 
 WHOLE_RUN = ["trainer.validate_every=250", "trainer.patience=null", "trainer.test_at_end=true"]
 METRICS = ("steps", "epochs", "train_tgt_tokens_per_s", "test_bleu", "wall_s")
-
-
-def _max_rss_mb(usage: Any) -> float:
-    """ru_maxrss in MiB: kilobytes on Linux, bytes on macOS."""
-    scale = 1 if sys.platform == "darwin" else 1024
-    return usage.ru_maxrss * scale / 2**20
 
 
 def whole_run_command(name: str, args: argparse.Namespace, folder: Path) -> list[str]:
@@ -60,13 +54,12 @@ def run_whole(args: argparse.Namespace, names: list[str]) -> dict[str, dict[str,
     for name, (proc, folder, log_path) in started.items():
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        metrics_path = folder / "metrics.json"
-        if proc.returncode != 0 or not metrics_path.is_file():
+        metrics = finished_metrics(folder)
+        if proc.returncode != 0 or metrics is None:
             out[name] = {"error": f"exit {proc.returncode}; see {log_path}"}
             continue
-        metrics = json.loads(metrics_path.read_text())
         out[name] = {
-            "peak_rss_mb": round(_max_rss_mb(usage), 1),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux, as in system.rss_mb
             "seconds": args.whole_run,
             "threads": args.threads,
             "side_by_side": len(names),
