@@ -249,7 +249,9 @@ def test_forced_decoding_prepares_text_like_training(trained_run):
 REPORT_KEYS = ("select", "report", "all")
 
 
-def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained_run, tmp_path):
+def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
+    trained_run, tmp_path, monkeypatch
+):
     """nmt.align.sweep: runs are paired by direction, the method is chosen on lines 1-100 and
     reported on 101-508, metrics.json gets the AER, the table names the chosen method."""
     import shutil
@@ -306,7 +308,15 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained
         (tmp_path / name / "checkpoints" / "tiny_transformer.pt").rename(
             tmp_path / name / "checkpoints" / "best.pt"
         )
+    import nmt.align.forced as forced
+
+    decodings = []
+    decode = forced.forced_attention_all
+    monkeypatch.setattr(
+        forced, "forced_attention_all", lambda *a, **k: decodings.append(1) or decode(*a, **k)
+    )
     tf = score_system(rwth, tmp_path / "tf_a", tmp_path / "tf_b", gold_order="src-tgt")
+    assert len(decodings) == 2  # each direction decoded once, read for all six sources
     assert list(tf["sources"]) == [
         "layer 0", "layer 0, head 0", "layer 0, head 1", "layer 1", "layer 1, head 0",
         "layer 1, head 1",
@@ -315,6 +325,18 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(trained
     assert tf["method"] == best["method"] and tf["report"] == best["report"]
     assert all(r["method"].endswith(f"({label})") for label, r in tf["sources"].items())
     assert "## transformer: each layer and head" in format_markdown({"transformer": tf})
+    # the shared decoding reads what nmt-align decoding on its own reads, source by source
+    from nmt.align.run import attention_predictions, load_translator, orient, read_test_files
+    from nmt.align.sweep import SELECT, _args, _score
+
+    args = _args(rwth, tmp_path / "tf_a", tmp_path / "tf_b", 1, 1, "src-tgt", "best.pt")
+    translator = load_translator(args.checkpoint, "cpu")
+    test = orient(args, *read_test_files(args)[:3], translator)
+    alone, excluded = attention_predictions(args, translator, test)
+    method = tf["sources"]["layer 1, head 1"]["method"].removesuffix(" (layer 1, head 1)")
+    assert (
+        _score(alone, test, excluded, SELECT)[method] == tf["sources"]["layer 1, head 1"]["select"]
+    )
     (tmp_path / "empty").mkdir()
     assert sweep_main([str(tmp_path / "empty"), "--no-eflomal"]) == 2
     # --checkpoint: another checkpoint of both runs; its own table, metrics.json untouched

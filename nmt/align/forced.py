@@ -150,6 +150,18 @@ def readouts(translator: Translator) -> dict[str, int]:
     return {"": 0, SHIFT_ATT: readout_shift(translator.cfg)}
 
 
+def readout_attention(
+    translator: Translator,
+    src_lines: Sequence[str],
+    tgt_lines: Sequence[str],
+    batch_size: int = 32,
+) -> list[np.ndarray]:
+    """`forced_attention_all` with the extra steps every read-out needs: what
+    `model_alignments` reads, computed once for all layers and heads of a Transformer."""
+    extra_steps = max(readouts(translator).values())
+    return forced_attention_all(translator, src_lines, tgt_lines, batch_size, extra_steps)
+
+
 def model_alignments(
     translator: Translator,
     src_lines: Sequence[str],
@@ -160,18 +172,23 @@ def model_alignments(
     head: int | None = None,
     renormalize: bool = False,
     keep_words: Sequence[int] = (),
+    attention: Sequence[np.ndarray] | None = None,
 ) -> ModelLinks:
     """Forced decoding, word aggregation and extraction for a model: `argmax` and
     `threshold>=T` (one method per T in `thresholds`) of the plain and the shifted read-out
     (`shift-att argmax`, ...; names: `nmt.align.links.method_name`).
 
-    A sentence whose pieces do not group into the whitespace words of the given lines gets no
-    links and is listed in `mismatched`. The word-level attention of the `keep_words` lines is
-    kept in `words` (for figures)."""
+    `attention`: these lines' `readout_attention`, when already computed (then no decoding
+    here; `layer` and `head` choose from it). A sentence whose pieces do not group into the
+    whitespace words of the given lines gets no links and is listed in `mismatched`. The
+    word-level attention of the `keep_words` lines is kept in `words` (for figures)."""
     shifts = readouts(translator)
-    att = forced_attention(
-        translator, src_lines, tgt_lines, batch_size, layer, head, extra_steps=max(shifts.values())
-    )
+    check_layer_head(translator.cfg, layer, head)
+    if attention is None:
+        attention = readout_attention(translator, src_lines, tgt_lines, batch_size)
+    if len(attention) != len(src_lines):
+        raise AlignError(f"{len(attention)} attention matrices for {len(src_lines)} lines")
+    att = [reduce_attention(torch.from_numpy(a), layer, head).numpy() for a in attention]
     methods = [  # (name, read-out, threshold or None for argmax)
         (method_name(extraction, readout), readout, threshold)
         for extraction, threshold in extraction_names(thresholds).items()

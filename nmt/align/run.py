@@ -18,7 +18,13 @@ import numpy as np
 
 from nmt.align.baseline import eflomal_align
 from nmt.align.common import AlignError, Link
-from nmt.align.forced import ModelLinks, model_alignments, readouts
+from nmt.align.forced import (
+    ModelLinks,
+    check_layer_head,
+    model_alignments,
+    readout_attention,
+    readouts,
+)
 from nmt.align.gold import (
     GoldAlignment,
     check_bounds,
@@ -134,15 +140,45 @@ def orient(
 def _model_kwargs(args: argparse.Namespace) -> dict:
     return {
         "thresholds": args.threshold,
-        "batch_size": args.batch_size,
         "layer": args.layer,
         "head": args.head,
         "renormalize": args.renormalize,
     }
 
 
+@dataclass
+class ForcedPair:
+    """The unreduced forced attention (`readout_attention`) of the model on the test set and,
+    with `--reverse-ckpt`, of the reverse model (its source: the test's target lines):
+    decoded once, then read for any layer and head (`nmt.align.sweep` reads them all)."""
+
+    forward: list[np.ndarray]
+    reverse: Translator | None = None
+    backward: list[np.ndarray] | None = None
+
+
+def forced_pair(args: argparse.Namespace, translator: Translator, test: GoldCorpus) -> ForcedPair:
+    """Forced decoding of the test set by the model and the `--reverse-ckpt` model."""
+    forward = readout_attention(translator, test.src, test.tgt, args.batch_size)
+    if not args.reverse_ckpt:
+        return ForcedPair(forward)
+    reverse = Translator(args.reverse_ckpt, args.device)
+    langs = (reverse.cfg.data.src_lang, reverse.cfg.data.tgt_lang)
+    if langs != (test.tgt_lang, test.src_lang):
+        _warn(
+            f"--reverse-ckpt translates {langs[0]}->{langs[1]}, "
+            f"expected {test.tgt_lang}->{test.src_lang}"
+        )
+    backward = readout_attention(reverse, test.tgt, test.src, args.batch_size)
+    return ForcedPair(forward, reverse, backward)
+
+
 def attention_predictions(
-    args: argparse.Namespace, translator: Translator, test: GoldCorpus, first: int = 0
+    args: argparse.Namespace,
+    translator: Translator,
+    test: GoldCorpus,
+    first: int = 0,
+    forced: ForcedPair | None = None,
 ) -> tuple[Predictions, set[int]]:
     """The model's links (argmax and threshold of the plain and the shifted read-out) and,
     with `--reverse-ckpt`, the reverse model's links, the symmetrisations of both
@@ -150,14 +186,24 @@ def attention_predictions(
     threshold>=0.3`, ...), and the extractions from both directions' weights combined
     (`agreement`, `agreement of threshold>=0.3`), per read-out; the lines whose pieces do not
     match the gold's words. `first` is the 0-based file line of the first test sentence
-    (`--plot-lines` count file lines)."""
+    (`--plot-lines` count file lines); `forced`: both models' attention on `test`, when
+    already decoded (`forced_pair`), read at `args.layer` and `args.head`."""
+    check_layer_head(translator.cfg, args.layer, args.head)  # before decoding anything
+    forced = forced or forced_pair(args, translator, test)
     plots = [k - 1 - first for k in args.plot_lines]
     keep = range(len(test.src)) if args.reverse_ckpt else plots  # agreement needs every line's
-    fw = model_alignments(translator, test.src, test.tgt, **_model_kwargs(args), keep_words=keep)
+    fw = model_alignments(
+        translator,
+        test.src,
+        test.tgt,
+        **_model_kwargs(args),
+        keep_words=keep,
+        attention=forced.forward,
+    )
     predictions = dict(fw.links)
     excluded = set(fw.mismatched)
     if args.reverse_ckpt:
-        rev, rev_excluded = _reverse_links(args, test)
+        rev, rev_excluded = _reverse_links(args, test, forced)
         excluded |= rev_excluded
         extractions = extraction_names(args.threshold)
         for extraction, readout in product(extractions, readouts(translator)):
@@ -220,19 +266,22 @@ def plot_lines(
             )
 
 
-def _reverse_links(args: argparse.Namespace, test: GoldCorpus) -> tuple[ModelLinks, set[int]]:
+def _reverse_links(
+    args: argparse.Namespace, test: GoldCorpus, forced: ForcedPair
+) -> tuple[ModelLinks, set[int]]:
     """The links of the `--reverse-ckpt` model (target -> source), flipped to (source,
     target), and its word-level weights of every line, as it computed them: (its target
     words = the test's source words, its source words = the test's target words)."""
-    reverse = Translator(args.reverse_ckpt, args.device)
-    langs = (reverse.cfg.data.src_lang, reverse.cfg.data.tgt_lang)
-    if langs != (test.tgt_lang, test.src_lang):
-        _warn(
-            f"--reverse-ckpt translates {langs[0]}->{langs[1]}, "
-            f"expected {test.tgt_lang}->{test.src_lang}"
-        )
+    assert forced.reverse is not None and forced.backward is not None
     keep = range(len(test.src))
-    rv = model_alignments(reverse, test.tgt, test.src, **_model_kwargs(args), keep_words=keep)
+    rv = model_alignments(
+        forced.reverse,
+        test.tgt,
+        test.src,
+        **_model_kwargs(args),
+        keep_words=keep,
+        attention=forced.backward,
+    )
     flipped = {name: [flip(x) for x in links] for name, links in rv.links.items()}
     return ModelLinks(flipped, rv.mismatched, rv.words), set(rv.mismatched)
 

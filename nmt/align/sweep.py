@@ -36,6 +36,7 @@ from nmt.align.run import (
     GoldCorpus,
     attention_predictions,
     eflomal_predictions,
+    forced_pair,
     load_translator,
     orient,
     read_test_files,
@@ -151,12 +152,14 @@ def score_system(
     `fwd`), test.en and alignment.talp; `checkpoint`: the file in both runs' checkpoints/
     folder (best.pt, last.pt, step_N.pt)."""
     translator = load_translator(str(fwd / "checkpoints" / checkpoint), "cpu")
+    args = _args(rwth, fwd, rev, -1, None, gold_order, checkpoint)
+    src, tgt, gold, _ = read_test_files(args)
+    test = orient(args, src, tgt, gold, translator)
+    forced = forced_pair(args, translator, test)  # both directions decoded once, read per source
     sources: dict[str, dict[str, Any]] = {}
     for layer, head, label in attention_sources(translator.cfg.model):
         args = _args(rwth, fwd, rev, layer, head, gold_order, checkpoint)
-        src, tgt, gold, _ = read_test_files(args)
-        test = orient(args, src, tgt, gold, translator)
-        predictions, excluded = attention_predictions(args, translator, test)
+        predictions, excluded = attention_predictions(args, translator, test, forced=forced)
         chosen = _score(predictions, test, excluded, SELECT)
         method = min(chosen, key=lambda name: chosen[name]["aer"])
         sources[label.strip(" ()")] = {
