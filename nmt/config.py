@@ -128,6 +128,9 @@ class GuidedAlignmentConfig:
     layer: int = -2  # Transformer: the guided cross-attention layer (Garg: the penultimate)
     head: int = 0  # Transformer: the guided head of that layer
     symmetrise: str = "grow-diag-final"  # how eflomal's two directions are combined
+    # Transformer: train (and read) the guided head in a second decoder pass without the future
+    # mask, so it sees the whole target (Garg et al. 2019, "full target context")
+    full_context: bool = False
 
 
 @dataclass
@@ -268,6 +271,11 @@ def _check_guided_alignment(g: GuidedAlignmentConfig, m: Any, a: AttentionConfig
         g.symmetrise,
         SYMMETRISATIONS,
     )
+    if g.full_context and not isinstance(m, TransformerConfig):
+        raise ConfigError(
+            "trainer.guided_alignment.full_context=true needs model=transformer: an RNN's "
+            "attention has no future mask to lift"
+        )
     if g.weight > 0 and isinstance(m, TransformerConfig):
         if not -m.dec_layers <= g.layer < m.dec_layers:
             raise ConfigError(

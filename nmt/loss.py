@@ -155,6 +155,11 @@ class Guide:
     weight: float  # lambda
     layer: int = -1  # Transformer: cross-attention layer
     head: int = 0  # Transformer: head
+    full_context: bool = False  # Transformer: that layer read without the future mask
+
+    def model_kwargs(self) -> dict[str, int]:
+        """What the model's forward needs to return the guided attention."""
+        return {"full_context_layer": self.layer} if self.full_context else {}
 
     def attention(self, attention: Tensor) -> Tensor:
         """The guided distribution (B, T, S) of the model's attention: the RNN's (B, T, S) as it
@@ -237,6 +242,7 @@ def batch_loss(
             batch.tgt_in,
             return_attention=guide is not None,
             project=False,
+            **(guide.model_kwargs() if guide is not None else {}),
         )  # (B, T, H), (B, T, *E, S) or None
     real = batch.tgt_out != PAD  # (B, T)
     sampled = [(m, m.take_trace()) for m in model.modules() if isinstance(m, HardAttention)]

@@ -135,7 +135,7 @@ class Trainer:
         links = training_links(
             data.train.src, data.train.tgt, data.tokenizer, folder, g.symmetrise, log
         )
-        return Guide(links, g.weight, g.layer, g.head)
+        return Guide(links, g.weight, g.layer, g.head, g.full_context)
 
     # --- resume ------------------------------------------------------------------------------
     def _restore(self, ckpt: dict) -> None:

@@ -182,6 +182,17 @@ def test_forced_attention_shapes_batching_and_heads(trained_run, tmp_path):
         forced_attention(tf, src, tgt, head=2)
     with pytest.raises(AlignError, match="--layer 2"):
         forced_attention(tf, src, tgt, layer=2)
+    # guided with full target context: the guided layer (-2 = 0) read from that pass, the rest
+    # as before; padding still changes nothing
+    last_layer = forced_attention(tf, src, tgt, layer=1)
+    tf.cfg.trainer.guided_alignment.weight, tf.cfg.trainer.guided_alignment.full_context = 1, True
+    full = forced_attention(tf, src, tgt, layer=0, batch_size=3)
+    assert not np.allclose(full[1], first_layer[1])
+    single, unchanged = forced_attention(tf, src, tgt, 1, 0), forced_attention(tf, src, tgt, 32, 1)
+    for k in range(3):
+        np.testing.assert_allclose(full[k], single[k], atol=1e-6)
+        np.testing.assert_allclose(unchanged[k], last_layer[k])
+        np.testing.assert_allclose(full[k].sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_extra_steps_leave_the_forced_rows_unchanged(trained_run):

@@ -138,11 +138,13 @@ def test_guided_training_lowers_aer_on_reversal(tmp_path, stand_in_eflomal):
         "local_m",
         "local_p",
         "transformer",
+        "transformer full context",
     ],
 )
 def test_guided_loss_trains_every_mechanism_toward_the_links(arch):
     """A few Adam steps on the guided loss alone move each mechanism's attention (the RNN's, or
-    layer -2 head 0 of the Transformer) toward the links: local windows and padding included."""
+    layer -2 head 0 of the Transformer, in the translation pass or in the full-context pass)
+    toward the links: local windows and padding included."""
     from nmt.config import to_dataclass
     from nmt.data.arrays import TokenArray
     from nmt.data.batching import collate
@@ -150,10 +152,9 @@ def test_guided_loss_trains_every_mechanism_toward_the_links(arch):
     from nmt.models import build_model
     from nmt.runtime import resolve_precision
 
-    over = tiny_overrides(
-        Path("/nonexistent"), model="transformer" if arch == "transformer" else "rnn"
-    )
-    if arch != "transformer":
+    transformer = arch.startswith("transformer")
+    over = tiny_overrides(Path("/nonexistent"), model="transformer" if transformer else "rnn")
+    if not transformer:
         over.append(f"attention={arch}")
     else:
         over += ["model.d_model=32", "model.heads=2", "model.ff_size=64", "model.enc_layers=2"]
@@ -167,7 +168,7 @@ def test_guided_loss_trains_every_mechanism_toward_the_links(arch):
     links = TokenArray.from_lists(
         [[v for i in range(len(s)) for v in (i, len(s) - 1 - i)] for s in src]
     )
-    guide = Guide(links, 1.0, layer=-2, head=0)
+    guide = Guide(links, 1.0, layer=-2, head=0, full_context=arch.endswith("full context"))
     batch = collate(src, tgt, [0, 1, 2])
     fp32 = resolve_precision("fp32", torch.device("cpu"), "test")
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -198,7 +199,43 @@ def test_guided_alignment_config_errors():
     with pytest.raises(ConfigError, match="trainer.guided_alignment.symmetrise='gdf'"):
         to_dataclass(compose([*over, "trainer.guided_alignment.symmetrise=gdf"]))
     rnn = tiny_overrides(Path("/nonexistent"), model="rnn")
+    with pytest.raises(ConfigError, match="full_context=true needs model=transformer"):
+        to_dataclass(compose([*rnn, "trainer.guided_alignment.full_context=true"]))
     with pytest.raises(ConfigError, match="weight=0.5 with attention.hard=reinforce: hard"):
         to_dataclass(
             compose([*rnn, "trainer.guided_alignment.weight=0.5", "attention.hard=reinforce"])
         )
+
+
+def test_full_context_pass_sees_the_whole_target_and_ignores_padding():
+    """Garg et al.'s full-context pass: row t of the guided layer's attention changes when a
+    later target word does (the translation pass's does not), padding positions change
+    nothing, and only that layer of the returned attention is replaced; the logits are the
+    translation pass's."""
+    from nmt.config import TransformerConfig
+    from nmt.data.batching import collate
+    from nmt.models.transformer import Transformer
+
+    torch.manual_seed(0)
+    cfg = TransformerConfig(d_model=32, heads=2, ff_size=64, enc_layers=1, dec_layers=3)
+    model = Transformer(cfg, 20, 20).eval()
+    src, tgt = [5, 6, 7, 8], [9, 10, 11, 12, 13]
+    other = [*tgt[:3], 19, tgt[4]]  # the word at piece 3 differs (input position 4)
+
+    def attention(targets, full):
+        batch = collate([src] * len(targets), targets, list(range(len(targets))))
+        with torch.no_grad():
+            logits, att = model(
+                batch.src, batch.src_lens, batch.tgt_in, True, True, 1 if full else None
+            )
+        return logits, att  # (B, T, L, h, S)
+
+    _, masked = attention([tgt, other], full=False)
+    logits, full = attention([tgt, other], full=True)
+    assert torch.allclose(masked[0, :4], masked[1, :4], atol=1e-6)  # rows 0-3 cannot see piece 3
+    assert not torch.allclose(full[0, 0, 1], full[1, 0, 1])  # row 0 of the full pass can
+    assert torch.equal(full[:, :, [0, 2]], masked[:, :, [0, 2]])  # other layers untouched
+    assert torch.equal(logits, attention([tgt, other], full=False)[0])
+    _, padded = attention([tgt, [*tgt, 4, 4, 4]], full=True)  # tgt padded by 3 positions
+    assert torch.allclose(padded[0, :6], full[0], atol=1e-6)
+    assert torch.allclose(padded[0, :, 1].sum(-1), torch.ones(9, 2))

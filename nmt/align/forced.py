@@ -5,7 +5,10 @@ batched, shortest first). Row t of a sentence's attention is the distribution us
 target piece t, row T predicts EOS; with `extra_steps` the decoder is also fed EOS (and more
 EOS), one row each, so the shifted read-out (Chen et al. 2020) has a row for the last piece. The
 last column is the source `</s>`. Both sides go through `Translator.prepare` first, so the model
-sees the text the way it saw it in training (`data.lowercase`, `data.tokenize`).
+sees the text the way it saw it in training (`data.lowercase`, `data.tokenize`). A Transformer
+guided with full target context (`trainer.guided_alignment.full_context`) has its guided layer
+read the way it was trained, from the pass without the future mask
+(`nmt.models.full_context_layer`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from nmt.align.links import (
 )
 from nmt.align.words import aggregate_to_words, piece_weights, word_ids_in
 from nmt.data.batching import collate
-from nmt.models import readout_shift, reduce_attention
+from nmt.models import full_context_layer, readout_shift, reduce_attention
 from nmt.vocab import EOS
 
 if TYPE_CHECKING:
@@ -77,12 +80,14 @@ def forced_attention_all(
     order = sorted(range(len(src_ids)), key=lambda i: (len(src_ids[i]), len(tgt_ids[i])))
     out: list[np.ndarray] = [np.empty(0)] * len(src_ids)
     translator.model.eval()
+    layer = full_context_layer(translator.cfg)
+    extra = {} if layer is None else {"full_context_layer": layer}
     for start in range(0, len(order), max(1, batch_size)):
         idx = order[start : start + batch_size]
         batch = collate([src_ids[i] for i in idx], [tgt_ids[i] for i in idx], idx)
         batch = batch.to(translator.device)
         _, att = translator.model(
-            batch.src, batch.src_lens, batch.tgt_in, return_attention=True
+            batch.src, batch.src_lens, batch.tgt_in, return_attention=True, **extra
         )  # (B,T+1,S+1) RNN, (B,T+1,L,heads,S+1) Transformer
         att = att.float().cpu()
         for k, i in enumerate(idx):

@@ -58,6 +58,14 @@ def reduce_attention(
     return per_layer.mean(dim=1) if head is None else per_layer[:, head]
 
 
+def full_context_layer(cfg: Config) -> int | None:
+    """The decoder layer whose attention a model was guided to align in a pass without the
+    future mask (`trainer.guided_alignment.full_context`), and so is read that way
+    (`Transformer.full_context_attention`); None for every other model."""
+    g = cfg.trainer.guided_alignment
+    return g.layer if g.weight > 0 and g.full_context else None
+
+
 def readout_shift(cfg: Config) -> int:
     """How many decoder steps after the one that predicts target piece y_k the attention query
     has first *read* y_k (the shifted read-out of Chen et al. 2020, sec. 3).

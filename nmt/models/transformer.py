@@ -216,6 +216,7 @@ class DecoderLayer(nn.Module):
         key_mask: Tensor,
         cache: tuple[Tensor, Tensor, Tensor | None] | None = None,
         need_weights: bool = False,
+        target_mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """One decoder layer.
 
@@ -224,6 +225,9 @@ class DecoderLayer(nn.Module):
         prefix and self-attention is causal; with `cache` = (k, v, rows), the keys/values of the
         previous positions (N, h, t, dh) and the hypotheses x continues (B,) (None: the same
         B = N), x holds the next position and attends to those rows of the cache plus itself.
+        With `target_mask` (B, 1, 1, T) (True = a real target position), self-attention has no
+        future mask: every position sees the whole target (the full-context pass of guided
+        alignment, `Transformer.full_context_attention`).
         Returns (x (B, T, D), self-attention k, v including x (B, h, t+T, dh), cross-attention
         weights (B, h, T, S) or None).
         """
@@ -237,7 +241,8 @@ class DecoderLayer(nn.Module):
             k = _grow(cache[0], k, cache[2])  # (B, h, t+1, dh)
             v = _grow(cache[1], v, cache[2])  # (B, h, t+1, dh)
         # the whole prefix needs the causal mask; one new position may see all the cache
-        a = self.self_attn.attend(q, k, v, is_causal=cache is None)[0]  # (B, T, D)
+        causal = cache is None and target_mask is None
+        a = self.self_attn.attend(q, k, v, mask=target_mask, is_causal=causal)[0]  # (B, T, D)
         x = x + self.dropout(a) if self.pre_norm else self.norm1(x + self.dropout(a))
 
         # encoder-decoder attention: queries from the decoder, keys/values from the encoder
@@ -364,6 +369,27 @@ class Transformer(nn.Module):
             attention = torch.stack(weights, dim=1).permute(0, 3, 1, 2, 4)  # (B, T, L, h, S)
         return self.dec_norm(x), attention, new_state
 
+    def full_context_attention(
+        self, tgt_in: Tensor, memory: dict[str, Tensor], layer: int
+    ) -> Tensor:
+        """Cross-attention weights (B, T, h, S) of decoder layer `layer` in a second pass over
+        the whole target without the future mask: guided alignment "with full target context"
+        (Garg et al. 2019; fairseq's --full-context-alignment): row t, which predicts y_t in
+        the translation pass, here also sees y_t and the words after it. Only layers
+        0..`layer` run; the translation itself never uses this pass."""
+        layer %= self.dec_layers
+        T = tgt_in.size(1)
+        key_mask = memory["src_mask"][:, None, None, :]  # (B, 1, 1, S)
+        target_mask = (tgt_in != PAD)[:, None, None, :]  # (B, 1, 1, T)
+        x = self.dropout(self.tgt_embed(tgt_in) * self.emb_scale + self.positions(0, T))
+        weights = None
+        for i, dec in enumerate(self.decoder[: layer + 1]):
+            x, _, _, weights = dec(
+                x, memory[f"ck{i}"], memory[f"cv{i}"], key_mask, None, i == layer, target_mask
+            )
+        assert weights is not None
+        return weights.transpose(1, 2)  # (B, T, h, S)
+
     def forward(
         self,
         src: Tensor,
@@ -371,12 +397,20 @@ class Transformer(nn.Module):
         tgt_in: Tensor,
         return_attention: bool = False,
         project: bool = True,
+        full_context_layer: int | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: src (B, S), src_lens (B,), tgt_in (B, T) (BOS y1 .. y_{T-1})
         -> logits (B, T, V) (or, with project=False, the final decoder states (B, T, D)) and,
-        if asked, cross-attention weights (B, T, L, h, S) float32."""
+        if asked, cross-attention weights (B, T, L, h, S) float32; with `full_context_layer`,
+        that layer's weights come from `full_context_attention`."""
         memory = self.encode(src, src_lens)
         x, attention, _ = self._decode(tgt_in, 0, memory, None, return_attention)
+        if attention is not None and full_context_layer is not None:
+            layers = list(attention.unbind(2))  # L x (B, T, h, S)
+            layers[full_context_layer] = self.full_context_attention(
+                tgt_in, memory, full_context_layer
+            )
+            attention = torch.stack(layers, dim=2)  # (B, T, L, h, S)
         return (self.generator(x) if project else x), attention
 
     @property
