@@ -269,6 +269,7 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
 
     from nmt.align.sweep import find_pairs, format_markdown, score_system, system_name
     from nmt.align.sweep import main as sweep_main
+    from nmt.checkpoint import load_checkpoint
 
     sweep = tmp_path / "sweep"
     for name, (src, tgt), weight, extra in [
@@ -288,6 +289,11 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
             f"trainer: {{guided_alignment: {{weight: {weight}}}}}\n"
         )
         (run / "metrics.json").write_text('{"interrupted": false}\n')
+        step = load_checkpoint(run / "checkpoints" / "best.pt")["progress"]["step"]
+        bleu = {"a": 1.5, "b": 0.7}.get(name, 0.0)  # dev BLEU at best.pt's step, not at 1
+        (run / "valid.jsonl").write_text(
+            json.dumps({"step": 1, "bleu": 9.0}) + "\n" + json.dumps({"step": step, "bleu": bleu})
+        )
     cfg = {"model": {"arch": "transformer"}, "trainer": {}, "data": {"extra_train": ["t"]}}
     assert system_name(cfg) == "transformer"
     unseen = "luong_dot (test text unseen)"
@@ -312,6 +318,11 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
     text = format_markdown({"luong_dot": row})
     assert row["method"] in text and "Luong et al. 2015" in text
     assert "sources" not in row  # an RNN has one attention
+    assert row["dev_bleu"] == [1.5, 0.7]  # de→en, en→de
+    guided = {**row, "dev_bleu": [1.9, 0.5]}  # guidance's BLEU cost, per direction
+    table = format_markdown({"luong_dot": row, "luong_dot guided λ=2": guided})
+    assert "| 1.90 / 0.50 | +0.40 / -0.20 |" in table and "| 1.50 / 0.70 |  |" in table
+    assert "| 1.90 / 0.50 |  |" in format_markdown({"luong_dot guided λ=2": guided})
     # a Transformer: every layer's head average and every head, the best of them on 1-100
     for name in ("tf_a", "tf_b"):
         (tmp_path / name / "checkpoints").mkdir(parents=True)

@@ -15,8 +15,11 @@ two-direction methods (symmetrisations, agreement) depend on.
 threshold, and layer and head) with the lowest AER on gold sentences 1–100 is chosen per system;
 its AER on sentences 101–508 is the system's figure (all 508 beside it, for comparison with the
 literature). eflomal is run on the same training text plus the test sentences (grow-diag-final)
-and scored on the same lines. The table goes to DIR/alignment.md and .json; each paired run's
-metrics.json gets `aer` (101–508) and `aer_method`, which `nmt-report` shows in the leaderboard.
+and scored on the same lines. Each row also has both runs' dev BLEU at the scored checkpoint's
+step (valid.jsonl) and, for a guided system, the difference from the unguided system of the same
+mechanism and data (issue 16 lets guidance cost at most 0.5 BLEU). The table goes to
+DIR/alignment.md and .json; each paired run's metrics.json gets `aer` (101–508) and
+`aer_method`, which `nmt-report` shows in the leaderboard.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,9 +46,9 @@ from nmt.align.run import (
     read_test_files,
     score_all,
 )
-from nmt.checkpoint import CheckpointError
+from nmt.checkpoint import CheckpointError, load_checkpoint
 from nmt.files import atomic_write_text
-from nmt.rundir import finished_metrics, update_metrics
+from nmt.rundir import finished_metrics, read_jsonl, update_metrics
 
 SELECT, REPORT = (0, 100), (100, 508)  # 0-based [start, end) of the gold lines
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)  # the threshold method's candidates, chosen on SELECT
@@ -171,7 +175,21 @@ def score_system(
     best = dict(min(sources.values(), key=lambda row: row["select"]["aer"]))
     if len(sources) > 1:
         best["sources"] = sources
+    best["dev_bleu"] = [dev_bleu(run, checkpoint) for run in (fwd, rev)]  # de→en, en→de
     return best
+
+
+def dev_bleu(run: Path, checkpoint: str) -> float | None:
+    """The run's dev BLEU (valid.jsonl) at the step `checkpoint` was saved; None when that
+    step was not validated or the checkpoint does not say its step."""
+    step = (load_checkpoint(run / "checkpoints" / checkpoint).get("progress") or {}).get("step")
+    return next((r["bleu"] for r in read_jsonl(run / "valid.jsonl") if r.get("step") == step), None)
+
+
+def unguided_name(name: str) -> str:
+    """The system a guided one is compared with: `transformer guided λ=2 (test text unseen)`
+    -> `transformer (test text unseen)`."""
+    return re.sub(r" guided λ=\S+", "", name)
 
 
 def score_eflomal(rwth: Path, train_src: str, train_tgt: str) -> dict[str, Any]:
@@ -210,15 +228,17 @@ def format_markdown(rows: dict[str, dict[str, Any]]) -> str:
     """The AER table, best first, with Luong et al.'s figures beside it."""
     head = (
         "| system | method (chosen on 1-100) | AER 101-508 | prec | recall | AER 1-508 "
-        "| AER 1-100 |\n|---|---|---|---|---|---|---|\n"
+        "| AER 1-100 | dev BLEU de→en / en→de | guided − unguided BLEU |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
     )
     body = ""
     for name, r in sorted(rows.items(), key=lambda kv: kv[1]["report"]["aer"]):
-        rep = r["report"]
+        rep, base = r["report"], unguided_name(name)
+        cost = _bleu_cost(r, rows.get(base)) if base != name else ""
         body += (
             f"| {name} | {r['method']} | {100 * rep['aer']:.1f} | {100 * rep['precision']:.1f} "
             f"| {100 * rep['recall']:.1f} | {100 * r['all']['aer']:.1f} "
-            f"| {100 * r['select']['aer']:.1f} |\n"
+            f"| {100 * r['select']['aer']:.1f} | {_bleu_pair(r.get('dev_bleu'))} | {cost} |\n"
         )
     luong = ", ".join(f"{k} {100 * v:.0f}" for k, v in LUONG_2015.items())
     return (
@@ -228,6 +248,20 @@ def format_markdown(rows: dict[str, dict[str, Any]]) -> str:
         + f"\nLuong et al. 2015 (Table 6, 4.5M WMT pairs, all 508 sentences): {luong}.\n"
         + "".join(_sources_markdown(name, r) for name, r in rows.items() if "sources" in r)
     )
+
+
+def _bleu_pair(bleu: list[float | None] | None) -> str:
+    if not bleu:
+        return ""
+    return " / ".join("–" if b is None else f"{b:.2f}" for b in bleu)
+
+
+def _bleu_cost(guided: dict[str, Any], unguided: dict[str, Any] | None) -> str:
+    """Each direction's dev BLEU of a guided system minus its unguided one's (issue 16: guided
+    training may cost at most 0.5 BLEU); empty without both."""
+    pairs = zip(guided.get("dev_bleu") or [], (unguided or {}).get("dev_bleu") or [])
+    diffs = [f"{g - u:+.2f}" for g, u in pairs if g is not None and u is not None]
+    return " / ".join(diffs) if len(diffs) == 2 else ""
 
 
 def _sources_markdown(name: str, row: dict[str, Any]) -> str:
