@@ -267,7 +267,13 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
     reported on 101-508, metrics.json gets the AER, the table names the chosen method."""
     import shutil
 
-    from nmt.align.sweep import find_pairs, format_markdown, score_system, system_name
+    from nmt.align.sweep import (
+        find_pairs,
+        format_markdown,
+        score_system,
+        system_name,
+        unguided_name,
+    )
     from nmt.align.sweep import main as sweep_main
     from nmt.checkpoint import load_checkpoint
 
@@ -296,6 +302,10 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
         )
     cfg = {"model": {"arch": "transformer"}, "trainer": {}, "data": {"extra_train": ["t"]}}
     assert system_name(cfg) == "transformer"
+    cfg["trainer"] = {"guided_alignment": {"weight": 2.0, "full_context": True}}
+    assert system_name(cfg) == "transformer guided λ=2 full context"
+    cfg["data"]["extra_train"] = []
+    assert unguided_name(system_name(cfg)) == "transformer (test text unseen)"
     unseen = "luong_dot (test text unseen)"
     pairs = find_pairs(sweep)
     assert pairs == {"luong_dot": (sweep / "a", sweep / "b"), unseen: (sweep / "d", sweep / "e")}

@@ -63,15 +63,17 @@ def _config(run: Path) -> dict[str, Any]:
 
 
 def system_name(cfg: dict[str, Any]) -> str:
-    """`luong_general`, `transformer`, with ` guided λ=2` when guided and ` (test text unseen)`
+    """`luong_general`, `transformer`, with ` guided λ=2` when guided (` guided λ=2 full
+    context` with `trainer.guided_alignment.full_context`) and ` (test text unseen)`
     when `data.extra_train` is empty, so that runs with and without the gold sentences in
     their training text share one sweep folder, each with its row (`data=europarl_align` puts
     exactly the gold text there; any other extra files count as "seen" too)."""
     model = cfg.get("model") or {}
     name = "transformer" if model.get("arch") == "transformer" else cfg["attention"]["type"]
-    weight = ((cfg.get("trainer") or {}).get("guided_alignment") or {}).get("weight", 0.0)
-    if weight:
-        name = f"{name} guided λ={weight:g}"
+    guided = (cfg.get("trainer") or {}).get("guided_alignment") or {}
+    if guided.get("weight", 0.0):
+        name = f"{name} guided λ={guided['weight']:g}"
+        name += " full context" if guided.get("full_context") else ""
     if not (cfg.get("data") or {}).get("extra_train"):
         name += " (test text unseen)"
     return name
@@ -187,9 +189,9 @@ def dev_bleu(run: Path, checkpoint: str) -> float | None:
 
 
 def unguided_name(name: str) -> str:
-    """The system a guided one is compared with: `transformer guided λ=2 (test text unseen)`
-    -> `transformer (test text unseen)`."""
-    return re.sub(r" guided λ=\S+", "", name)
+    """The system a guided one is compared with: `transformer guided λ=2 full context (test
+    text unseen)` -> `transformer (test text unseen)`."""
+    return re.sub(r" guided λ=\S+( full context)?", "", name)
 
 
 def score_eflomal(rwth: Path, train_src: str, train_tgt: str) -> dict[str, Any]:
