@@ -14,7 +14,7 @@ distribution is q = (1 - eps) one_hot(y) + eps / V, so per row
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -155,11 +155,8 @@ class Guide:
     weight: float  # lambda
     layer: int = -1  # Transformer: cross-attention layer
     head: int = 0  # Transformer: head
-    full_context: bool = False  # Transformer: that layer read without the future mask
-
-    def model_kwargs(self) -> dict[str, int]:
-        """What the model's forward needs to return the guided attention."""
-        return {"full_context_layer": self.layer} if self.full_context else {}
+    # the forward's arguments for that attention (`nmt.models.guided_attention_kwargs`)
+    model_kwargs: dict[str, int] = field(default_factory=dict)
 
     def attention(self, attention: Tensor) -> Tensor:
         """The guided distribution (B, T, S) of the model's attention: the RNN's (B, T, S) as it
@@ -242,7 +239,7 @@ def batch_loss(
             batch.tgt_in,
             return_attention=guide is not None,
             project=False,
-            **(guide.model_kwargs() if guide is not None else {}),
+            **(guide.model_kwargs if guide is not None else {}),
         )  # (B, T, H), (B, T, *E, S) or None
     real = batch.tgt_out != PAD  # (B, T)
     sampled = [(m, m.take_trace()) for m in model.modules() if isinstance(m, HardAttention)]

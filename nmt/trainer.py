@@ -31,6 +31,7 @@ from nmt.models import (
     build_model,
     check_config,
     count_parameters,
+    guided_attention_kwargs,
     model_label,
 )
 from nmt.models.hard_attention import HardAttention
@@ -135,7 +136,7 @@ class Trainer:
         links = training_links(
             data.train.src, data.train.tgt, data.tokenizer, folder, g.symmetrise, log
         )
-        return Guide(links, g.weight, g.layer, g.head, g.full_context)
+        return Guide(links, g.weight, g.layer, g.head, guided_attention_kwargs(self.cfg))
 
     # --- resume ------------------------------------------------------------------------------
     def _restore(self, ckpt: dict) -> None:

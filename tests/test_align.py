@@ -201,9 +201,13 @@ def test_extra_steps_leave_the_forced_rows_unchanged(trained_run):
     from nmt.translate import Translator
 
     src, tgt = ["a1 a2 a3", "a4 a5 a6 a7"], ["a3 a2 a1", "a7 a6 a5 a4"]
-    for tr in (Translator(trained_run), Translator(tiny_transformer_checkpoint(trained_run))):
-        plain = forced_attention(tr, src, tgt)
-        extra = forced_attention(tr, src, tgt, extra_steps=2)
+    full = Translator(tiny_transformer_checkpoint(trained_run))  # guided with full context:
+    full.cfg.trainer.guided_alignment.weight = 1.0  # its layer -2 (= 0) has no future mask,
+    full.cfg.trainer.guided_alignment.full_context = True  # and must not see the extra steps
+    tf = Translator(tiny_transformer_checkpoint(trained_run))
+    for tr, layer in ((Translator(trained_run), -1), (tf, -1), (tf, 0), (full, 0), (full, 1)):
+        plain = forced_attention(tr, src, tgt, layer=layer)
+        extra = forced_attention(tr, src, tgt, layer=layer, extra_steps=2)
         for p, e in zip(plain, extra):
             assert e.shape == (p.shape[0] + 2, p.shape[1])
             np.testing.assert_allclose(e[: len(p)], p, atol=1e-6)

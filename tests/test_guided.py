@@ -168,11 +168,18 @@ def test_guided_loss_trains_every_mechanism_toward_the_links(arch):
     links = TokenArray.from_lists(
         [[v for i in range(len(s)) for v in (i, len(s) - 1 - i)] for s in src]
     )
-    guide = Guide(links, 1.0, layer=-2, head=0, full_context=arch.endswith("full context"))
+    full = {"full_context_layer": -2} if arch.endswith("full context") else {}
+    guide = Guide(links, 1.0, layer=-2, head=0, model_kwargs=full)
     batch = collate(src, tgt, [0, 1, 2])
     fp32 = resolve_precision("fp32", torch.device("cpu"), "test")
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
+    if full:  # the full-context pass's attention is what is trained, not the causal pass's
+        causal = Guide(links, 1.0, layer=-2, head=0)
+        args = (model, model.output_layer, batch, 0.0, torch.device("cpu"), fp32)
+        assert batch_loss(*args, guide).guided.item() != pytest.approx(
+            batch_loss(*args, causal).guided.item(), rel=1e-3
+        )
     for _ in range(15):
         ce = batch_loss(model, model.output_layer, batch, 0.0, torch.device("cpu"), fp32)
         terms = batch_loss(model, model.output_layer, batch, 0.0, torch.device("cpu"), fp32, guide)

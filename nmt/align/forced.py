@@ -8,7 +8,7 @@ last column is the source `</s>`. Both sides go through `Translator.prepare` fir
 sees the text the way it saw it in training (`data.lowercase`, `data.tokenize`). A Transformer
 guided with full target context (`trainer.guided_alignment.full_context`) has its guided layer
 read the way it was trained, from the pass without the future mask
-(`nmt.models.full_context_layer`).
+(`nmt.models.guided_attention_kwargs`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from nmt.align.links import (
 )
 from nmt.align.words import aggregate_to_words, piece_weights, word_ids_in
 from nmt.data.batching import collate
-from nmt.models import full_context_layer, readout_shift, reduce_attention
+from nmt.models import guided_attention_kwargs, readout_shift, reduce_attention
 from nmt.vocab import EOS
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ def forced_attention_all(
 
     Rows are the target pieces then EOS (row t predicts piece t), then `extra_steps` steps fed
     EOS; columns the source pieces (cut to the model's source limit) then `</s>`. The decoder
-    is causal, so the extra steps leave rows 0..T unchanged."""
+    is causal (and a full-context layer's pass does not see the extra steps), so they leave
+    rows 0..T unchanged."""
     if len(src_lines) != len(tgt_lines):
         raise AlignError(f"{len(src_lines)} source but {len(tgt_lines)} target lines")
     src_ids, tgt_ids = _encode(translator, src_lines, tgt_lines)
@@ -80,14 +81,17 @@ def forced_attention_all(
     order = sorted(range(len(src_ids)), key=lambda i: (len(src_ids[i]), len(tgt_ids[i])))
     out: list[np.ndarray] = [np.empty(0)] * len(src_ids)
     translator.model.eval()
-    layer = full_context_layer(translator.cfg)
-    extra = {} if layer is None else {"full_context_layer": layer}
+    guided = guided_attention_kwargs(translator.cfg)
     for start in range(0, len(order), max(1, batch_size)):
         idx = order[start : start + batch_size]
         batch = collate([src_ids[i] for i in idx], [tgt_ids[i] for i in idx], idx)
         batch = batch.to(translator.device)
+        kwargs = {}
+        if guided:  # the full-context pass sees BOS and the pieces, not the extra EOS steps
+            keys = torch.tensor([len(tgt_ids[i]) + 1 - extra_steps for i in idx])  # (B,)
+            kwargs = {**guided, "full_context_keys": keys}
         _, att = translator.model(
-            batch.src, batch.src_lens, batch.tgt_in, return_attention=True, **extra
+            batch.src, batch.src_lens, batch.tgt_in, return_attention=True, **kwargs
         )  # (B,T+1,S+1) RNN, (B,T+1,L,heads,S+1) Transformer
         att = att.float().cpu()
         for k, i in enumerate(idx):

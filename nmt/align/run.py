@@ -163,6 +163,7 @@ def forced_pair(args: argparse.Namespace, translator: Translator, test: GoldCorp
     if not args.reverse_ckpt:
         return ForcedPair(forward)
     reverse = Translator(args.reverse_ckpt, args.device)
+    check_layer_head(reverse.cfg, args.layer, args.head)  # before decoding anything
     langs = (reverse.cfg.data.src_lang, reverse.cfg.data.tgt_lang)
     if langs != (test.tgt_lang, test.src_lang):
         _warn(
@@ -188,7 +189,7 @@ def attention_predictions(
     match the gold's words. `first` is the 0-based file line of the first test sentence
     (`--plot-lines` count file lines); `forced`: both models' attention on `test`, when
     already decoded (`forced_pair`), read at `args.layer` and `args.head`."""
-    check_layer_head(translator.cfg, args.layer, args.head)  # before decoding anything
+    check_layer_head(translator.cfg, args.layer, args.head)  # before decoding
     forced = forced or forced_pair(args, translator, test)
     plots = [k - 1 - first for k in args.plot_lines]
     keep = range(len(test.src)) if args.reverse_ckpt else plots  # agreement needs every line's

@@ -1,7 +1,9 @@
 """Models. Both families implement one interface, used by the trainer and `nmt.decoding`.
 
-    forward(src (B,S), src_lens (B,), tgt_in (B,T), return_attention=False)
+    forward(src (B,S), src_lens (B,), tgt_in (B,T), return_attention=False, project=True)
         -> (logits (B,T,V), attention (B,T,*E,S) or None)       # teacher forcing
+        # project=False: the final states (B,T,H) instead of logits; the Transformer also
+        # takes guided_attention_kwargs(cfg) (full-context guided alignment)
     encode(src, src_lens) -> memory: dict[str, Tensor]           # every tensor batch-first
     init_state(memory) -> state: dict[str, Tensor]               # every tensor batch-first
     reorder_state(state, rows (N',)) -> state                    # the hypotheses `rows`
@@ -58,12 +60,13 @@ def reduce_attention(
     return per_layer.mean(dim=1) if head is None else per_layer[:, head]
 
 
-def full_context_layer(cfg: Config) -> int | None:
-    """The decoder layer whose attention a model was guided to align in a pass without the
-    future mask (`trainer.guided_alignment.full_context`), and so is read that way
-    (`Transformer.full_context_attention`); None for every other model."""
+def guided_attention_kwargs(cfg: Config) -> dict[str, int]:
+    """What the model's forward needs to return the attention guided alignment trains, for
+    training and for reading it alike: `{"full_context_layer": layer}` for a Transformer guided
+    with full target context (`trainer.guided_alignment.full_context`: that layer comes from
+    `Transformer.full_context_attention`), else nothing."""
     g = cfg.trainer.guided_alignment
-    return g.layer if g.weight > 0 and g.full_context else None
+    return {"full_context_layer": g.layer} if g.weight > 0 and g.full_context else {}
 
 
 def readout_shift(cfg: Config) -> int:

@@ -370,22 +370,39 @@ class Transformer(nn.Module):
         return self.dec_norm(x), attention, new_state
 
     def full_context_attention(
-        self, tgt_in: Tensor, memory: dict[str, Tensor], layer: int
+        self,
+        tgt_in: Tensor,
+        memory: dict[str, Tensor],
+        layer: int,
+        keys: Tensor | None = None,
     ) -> Tensor:
         """Cross-attention weights (B, T, h, S) of decoder layer `layer` in a second pass over
         the whole target without the future mask: guided alignment "with full target context"
-        (Garg et al. 2019; fairseq's --full-context-alignment): row t, which predicts y_t in
-        the translation pass, here also sees y_t and the words after it. Only layers
-        0..`layer` run; the translation itself never uses this pass."""
+        (Garg et al. 2019; fairseq's --full-context-alignment): row t, which predicts
+        y_t in the translation pass, here also sees y_t and the words after it. Only layers
+        0..`layer` run; the translation itself never uses this pass. Every row sees the first
+        `keys` (B,) target positions (default: the non-padding ones), so positions fed past the
+        target (the EOS steps of `nmt.align.forced`) get rows without changing the others."""
         layer %= self.dec_layers
         T = tgt_in.size(1)
         key_mask = memory["src_mask"][:, None, None, :]  # (B, 1, 1, S)
-        target_mask = (tgt_in != PAD)[:, None, None, :]  # (B, 1, 1, T)
+        if keys is None:
+            target_mask = tgt_in != PAD  # (B, T)
+        else:
+            target_mask = (
+                torch.arange(T, device=tgt_in.device)[None, :] < keys.to(tgt_in.device)[:, None]
+            )
         x = self.dropout(self.tgt_embed(tgt_in) * self.emb_scale + self.positions(0, T))
         weights = None
         for i, dec in enumerate(self.decoder[: layer + 1]):
             x, _, _, weights = dec(
-                x, memory[f"ck{i}"], memory[f"cv{i}"], key_mask, None, i == layer, target_mask
+                x,
+                memory[f"ck{i}"],
+                memory[f"cv{i}"],
+                key_mask,
+                None,
+                i == layer,
+                target_mask[:, None, None, :],  # (B, 1, 1, T)
             )
         assert weights is not None
         return weights.transpose(1, 2)  # (B, T, h, S)
@@ -398,17 +415,18 @@ class Transformer(nn.Module):
         return_attention: bool = False,
         project: bool = True,
         full_context_layer: int | None = None,
+        full_context_keys: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: src (B, S), src_lens (B,), tgt_in (B, T) (BOS y1 .. y_{T-1})
         -> logits (B, T, V) (or, with project=False, the final decoder states (B, T, D)) and,
         if asked, cross-attention weights (B, T, L, h, S) float32; with `full_context_layer`,
-        that layer's weights come from `full_context_attention`."""
+        that layer's weights come from `full_context_attention` (with `full_context_keys`)."""
         memory = self.encode(src, src_lens)
         x, attention, _ = self._decode(tgt_in, 0, memory, None, return_attention)
         if attention is not None and full_context_layer is not None:
             layers = list(attention.unbind(2))  # L x (B, T, h, S)
             layers[full_context_layer] = self.full_context_attention(
-                tgt_in, memory, full_context_layer
+                tgt_in, memory, full_context_layer, full_context_keys
             )
             attention = torch.stack(layers, dim=2)  # (B, T, L, h, S)
         return (self.generator(x) if project else x), attention
