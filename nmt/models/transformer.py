@@ -337,6 +337,10 @@ class Transformer(nn.Module):
 
     # ------------------------------------------------------------------ decoder
 
+    def _embed_target(self, y: Tensor, start: int) -> Tensor:
+        """Target ids y (B, T) at positions start..start+T-1 -> decoder input (B, T, D)."""
+        return self.dropout(self.tgt_embed(y) * self.emb_scale + self.positions(start, y.size(1)))
+
     def _decode(
         self,
         y: Tensor,
@@ -350,10 +354,8 @@ class Transformer(nn.Module):
         Returns the hidden states after the final norm (B, T, D), the cross-attention weights
         (B, T, L, h, S) or None, and the self-attention keys/values of every layer.
         """
-        T = y.size(1)
         key_mask = memory["src_mask"][:, None, None, :]  # (B, 1, 1, S)
-        x = self.tgt_embed(y) * self.emb_scale + self.positions(start, T)  # (B, T, D)
-        x = self.dropout(x)
+        x = self._embed_target(y, start)  # (B, T, D)
         new_state: dict[str, Tensor] = {}
         weights: list[Tensor] = []
         for i, layer in enumerate(self.decoder):
@@ -392,7 +394,7 @@ class Transformer(nn.Module):
             target_mask = (
                 torch.arange(T, device=tgt_in.device)[None, :] < keys.to(tgt_in.device)[:, None]
             )
-        x = self.dropout(self.tgt_embed(tgt_in) * self.emb_scale + self.positions(0, T))
+        x = self._embed_target(tgt_in, 0)  # (B, T, D)
         weights = None
         for i, dec in enumerate(self.decoder[: layer + 1]):
             x, _, _, weights = dec(
