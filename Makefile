@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,align,sweep,deploy]'
 	touch $(STAMP)
 
-# every test; the 15 slowest are listed (CI's budget: 20 minutes on a 2-core CPU, AVX2 only)
+# every test, one process per core (pytest-xdist; each test runs on one thread, tests/conftest.py);
+# the 15 slowest are listed (CI's budget: 20 minutes on a 2-core CPU, AVX2 only)
 test: $(STAMP)
-	$(BIN)/python -m pytest tests --durations=15
+	$(BIN)/python -m pytest tests -n auto --dist worksteal --durations=15
 
 # the tests not marked slow (under a minute): for the edit-test loop; `make test` runs them all
 test-fast: $(STAMP)

@@ -218,7 +218,7 @@ class Translator:
         is called for it.
         """
         ids = self.tokenizer.encode_src([self.prepare(line) for line in lines])
-        keep = [i for i, seq in enumerate(ids) if seq]
+        keep = [i for i, seq in enumerate(ids) if seq and lines[i].strip()]  # U+0085 gets a piece
         if on_truncate is not None:
             for i in keep:
                 if len(ids[i]) > self.max_src_len:

@@ -12,7 +12,9 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-torch.set_num_threads(2)
+# one thread per test process: `make test` runs one process per core (pytest-xdist), and a fixed
+# count keeps every learned threshold on the same kernels whether the tests run in parallel or not
+torch.set_num_threads(1)
 
 
 def _native_bf16() -> bool:

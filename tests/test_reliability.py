@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT, compose, tiny_overrides
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nmt.checkpoint import load_checkpoint
@@ -377,7 +377,14 @@ RAW_LINE = st.one_of(
     LINE.map(lambda s: s.encode("utf-8")),
     st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")),
 )
-PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same 30 examples on every run (a failure found once is found again; none
+# depends on the run); new edge cases are added as explicit examples
+PROPERTY = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @PROPERTY
@@ -444,6 +451,7 @@ def test_tokenizer_round_trip_keeps_alignment(translator, lines):
 
 @PROPERTY
 @given(raw=st.lists(RAW_LINE, min_size=1, max_size=6))
+@example(raw=[b"\xc2\x85", b" \t", b"\xe2\x80\xa8x", b"\x01"])  # NEL alone: found by hypothesis
 def test_translation_keeps_line_alignment(translator, raw):
     from nmt.translate import read_lines_lenient, translate_stream
 
