@@ -392,6 +392,14 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
     assert again["method"] == row["method"] and not (sweep / "alignment.md").exists()
     assert "aer" not in json.loads((sweep / "a" / "metrics.json").read_text())
     assert sweep_main([*argv[:-1], "step_99.pt"]) == 2  # no such checkpoint: one error
+    # --only: the matching systems rescored, the earlier table's other rows kept as they were
+    other = {**again, "method": "other system's"}
+    (sweep / "alignment-step_30.json").write_text(json.dumps({**table, "other": other}))
+    assert sweep_main([*argv, "--only", "luong_d"]) == 0
+    kept = json.loads((sweep / "alignment-step_30.json").read_text())
+    assert kept["other"] == other and kept["luong_dot"]["method"] == row["method"]
+    assert kept["eflomal (train + test text)"] == eflomal
+    assert sweep_main([*argv, "--only", "bahdanau"]) == 2  # no such system: one error
     assert find_pairs(sweep, "step_30.pt") == seen  # a run still training: its step files
     (sweep / "a" / "metrics.json").unlink()
     assert find_pairs(sweep) == pairs and find_pairs(sweep, "step_30.pt") == seen

@@ -310,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         help="which checkpoint of each run (best.pt, last.pt, step_N.pt); with another than "
         "best.pt the table goes to alignment-NAME.md/.json and metrics.json is left alone",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="score only the systems whose name contains TEXT (repeatable); the other systems' "
+        "rows in this checkpoint's earlier table are kept",
+    )
     args = parser.parse_args(argv)
     sweep, rwth = Path(args.sweep_dir), Path(args.rwth)
     chosen = None if args.checkpoint == "best.pt" else args.checkpoint  # None: best.pt
@@ -318,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         if not pairs:
             what = "finished runs" if chosen is None else f"both with checkpoints/{chosen}"
             raise AlignError(f"{sweep}: no de-en / en-de run pairs ({what})")
+        if args.only:
+            pairs = {n: p for n, p in pairs.items() if any(text in n for text in args.only)}
+            if not pairs:
+                raise AlignError(f"{sweep}: no system's name contains {' or '.join(args.only)}")
         rows: dict[str, dict[str, Any]] = {}
         with torch.no_grad():
             for name, (fwd, rev) in pairs.items():
@@ -334,9 +345,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nmt.align.sweep: error: {err}", file=sys.stderr)
         return 2
     stem = "alignment" if chosen is None else f"alignment-{Path(chosen).stem}"
-    earlier = _earlier_rows(sweep / f"{stem}.json") if args.no_eflomal else {}
-    if EFLOMAL_ROW in earlier:  # rescoring the models must not lose a measured eflomal line
+    earlier = _earlier_rows(sweep / f"{stem}.json") if args.no_eflomal or args.only else {}
+    if args.no_eflomal and EFLOMAL_ROW in earlier:  # rescoring must not lose an eflomal line
         rows[EFLOMAL_ROW] = earlier[EFLOMAL_ROW]
+    for name, row in earlier.items() if args.only else ():  # the systems not rescored
+        rows.setdefault(name, row)
     text = format_markdown(rows)
     atomic_write_text(sweep / f"{stem}.md", text)
     atomic_write_text(sweep / f"{stem}.json", json.dumps(rows, indent=2) + "\n")
