@@ -25,6 +25,23 @@ METRICS_FILE = "metrics.json"
 FAILURE_FILE = "error.txt"
 
 
+def mechanism_label(config: dict[str, Any]) -> str:
+    """What a run's attention is, from its config: `transformer`, `luong_general`, with
+    `+sparsemax` / `+entmax15` when the normaliser is not the softmax and `+hard-gumbel` /
+    `+hard-reinforce` (and `(expectation)` for that inference) when the attention is hard.
+    The leaderboard's mechanism column and the alignment table's system names both use it."""
+    if (config.get("model") or {}).get("arch") == "transformer":
+        return "transformer"
+    attention = config.get("attention") or {}
+    normalizer = attention.get("normalizer") or "softmax"
+    suffix = "" if normalizer == "softmax" else f"+{normalizer}"
+    hard = attention.get("hard") or "none"
+    if hard != "none":
+        inference = attention.get("hard_inference") or "argmax"
+        suffix += f"+hard-{hard}" + ("" if inference == "argmax" else f"({inference})")
+    return str(attention.get("type", "?")) + suffix
+
+
 def read_metrics(path: str | Path) -> dict[str, Any]:
     """metrics.json of a run folder (or the given JSON file); raises OSError or ValueError."""
     path = Path(path)

@@ -310,6 +310,14 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
     assert system_name(cfg) == "transformer guided λ=2 full context"
     cfg["data"]["extra_train"] = []
     assert unguided_name(system_name(cfg)) == "transformer (test text unseen)"
+    # sparse and hard variants of one mechanism get their own rows (the leaderboard's label)
+    rnn = {"model": {"arch": "rnn"}, "data": {"extra_train": ["t"]}, "trainer": {}}
+    rnn["attention"] = {"type": "local_p", "normalizer": "sparsemax", "hard": "none"}
+    assert system_name(rnn) == "local_p+sparsemax"
+    rnn["attention"] = {"type": "local_p", "normalizer": "softmax", "hard": "gumbel"}
+    rnn["trainer"] = {"guided_alignment": {"weight": 2.0}}
+    assert system_name(rnn) == "local_p+hard-gumbel guided λ=2"
+    assert unguided_name(system_name(rnn)) == "local_p+hard-gumbel"
     unseen = "luong_dot (test text unseen)"
     pairs = find_pairs(sweep)
     assert pairs == {"luong_dot": (sweep / "a", sweep / "b"), unseen: (sweep / "d", sweep / "e")}

@@ -48,7 +48,7 @@ from nmt.align.run import (
 )
 from nmt.checkpoint import CheckpointError, load_checkpoint
 from nmt.files import atomic_write_text
-from nmt.rundir import finished_metrics, read_jsonl, update_metrics
+from nmt.rundir import finished_metrics, mechanism_label, read_jsonl, update_metrics
 
 SELECT, REPORT = (0, 100), (100, 508)  # 0-based [start, end) of the gold lines
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)  # the threshold method's candidates, chosen on SELECT
@@ -63,13 +63,13 @@ def _config(run: Path) -> dict[str, Any]:
 
 
 def system_name(cfg: dict[str, Any]) -> str:
-    """`luong_general`, `transformer`, with ` guided λ=2` when guided (` guided λ=2 full
+    """The run's mechanism (`nmt.rundir.mechanism_label`: `luong_general`, `transformer`,
+    `local_p+sparsemax`, `bahdanau+hard-gumbel`), with ` guided λ=2` when guided (` guided λ=2 full
     context` with `trainer.guided_alignment.full_context`) and ` (test text unseen)`
     when `data.extra_train` is empty, so that runs with and without the gold sentences in
     their training text share one sweep folder, each with its row (`data=europarl_align` puts
     exactly the gold text there; any other extra files count as "seen" too)."""
-    model = cfg.get("model") or {}
-    name = "transformer" if model.get("arch") == "transformer" else cfg["attention"]["type"]
+    name = mechanism_label(cfg)
     guided = (cfg.get("trainer") or {}).get("guided_alignment") or {}
     if guided.get("weight", 0.0):
         name = f"{name} guided λ={guided['weight']:g}"

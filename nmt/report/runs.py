@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nmt.rundir import FAILURE_FILE, METRICS_FILE, read_jsonl, read_metrics
+from nmt.rundir import FAILURE_FILE, METRICS_FILE, mechanism_label, read_jsonl, read_metrics
 
 IGNORED_KEYS = ("seed", "resume")  # configs equal apart from these are seeds of one configuration
 SKIP_DIRS = {"checkpoints", "tb", "heatmaps", ".hydra", ".submitit", "figures"}
@@ -37,16 +37,7 @@ class Run:
 
     @property
     def mechanism(self) -> str:
-        if self.arch == "transformer":
-            return "transformer"
-        attention = self.config.get("attention") or {}
-        normalizer = attention.get("normalizer") or "softmax"  # shown when not the softmax
-        suffix = "" if normalizer == "softmax" else f"+{normalizer}"
-        hard = attention.get("hard") or "none"  # shown when not soft: +hard-reinforce
-        if hard != "none":
-            inference = attention.get("hard_inference") or "argmax"
-            suffix += f"+hard-{hard}" + ("" if inference == "argmax" else f"({inference})")
-        return str(attention.get("type", "?")) + suffix
+        return mechanism_label(self.config)
 
     @property
     def seed(self) -> Any:
