@@ -91,17 +91,19 @@ def load_checkpoint(
     path: str | Path,
     map_location: str | torch.device = "cpu",
     require: Iterable[str] = (),
+    mmap: bool = False,
 ) -> dict[str, Any]:
     """Load a checkpoint safely, raising CheckpointError with one line on any problem.
 
     `path` may be a run folder (its checkpoints/best.pt is used). `require` names keys that
-    must be present (e.g. "model", "optimizer" for resuming).
+    must be present (e.g. "model", "optimizer" for resuming). `mmap=True` maps the tensors
+    instead of reading them (for a caller that wants the progress or config only).
     """
     path = resolve_checkpoint(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4" on foreign files
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+            ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # any failure to parse is the file's fault: one line, no traceback
         raise _explain(path, err) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
