@@ -184,7 +184,9 @@ def score_system(
 def dev_bleu(run: Path, checkpoint: str) -> float | None:
     """The run's dev BLEU (valid.jsonl) at the step `checkpoint` was saved; None when that
     step was not validated or the checkpoint does not say its step."""
-    step = (load_checkpoint(run / "checkpoints" / checkpoint, mmap=True).get("progress") or {}).get("step")
+    step = (load_checkpoint(run / "checkpoints" / checkpoint, mmap=True).get("progress") or {}).get(
+        "step"
+    )
     return next(
         (r.get("bleu") for r in read_jsonl(run / "valid.jsonl") if r.get("step") == step), None
     )
