@@ -158,6 +158,25 @@ def tiny_transformer_checkpoint(run: Path, path: Path | None = None) -> Path:
     return path
 
 
+def hard_copy_checkpoint(run: Path, path: Path) -> Path:
+    """The trained run's model as a hard-attention (Gumbel) checkpoint: the same weights, its
+    attention wrapped (`HardAttention.inner`), so its soft read-out is the soft model's."""
+    from nmt.checkpoint import load_checkpoint, save_checkpoint
+    from nmt.config import to_dataclass
+    from nmt.data.tokenizer import Tokenizer
+    from nmt.models import build_model
+
+    ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
+    config = {**ckpt["config"], "attention": {**ckpt["config"]["attention"], "hard": "gumbel"}}
+    cfg, tok = to_dataclass(config), Tokenizer.from_dict(ckpt["tokenizer"])
+    model = build_model(cfg.model, cfg.attention, tok.src_vocab_size, tok.tgt_vocab_size)
+    soft = ckpt["model"]
+    weights = {k: soft.get(k.replace(".inner.", "."), v) for k, v in model.state_dict().items()}
+    assert sum(k.replace(".inner.", ".") in soft for k in weights) == len(soft)  # all moved over
+    save_checkpoint(path, {"config": config, "tokenizer": ckpt["tokenizer"], "model": weights})
+    return path
+
+
 def test_forced_attention_shapes_batching_and_heads(trained_run, tmp_path):
     from nmt.translate import Translator
 
@@ -274,6 +293,7 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
     from nmt.align.sweep import (
         find_pairs,
         format_markdown,
+        is_hard,
         score_system,
         system_name,
         unguided_name,
@@ -411,6 +431,21 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
     assert find_pairs(sweep, "step_30.pt") == seen  # a run still training: its step files
     (sweep / "a" / "metrics.json").unlink()
     assert find_pairs(sweep) == pairs and find_pairs(sweep, "step_30.pt") == seen
+    # a hard-attention pair: its argmax row and, beside it, its soft read-out's row, which
+    # for these weights (the soft pair's, wrapped) is the soft system's
+    for name, run in (("h", seen["luong_dot"][0]), ("i", seen["luong_dot"][1])):
+        shutil.copytree(run, sweep / name)
+        hard_copy_checkpoint(run, sweep / name / "checkpoints" / "step_30.pt")
+        config = (sweep / name / ".hydra" / "config.yaml").read_text()
+        config = config.replace("{type: luong_dot}", "{type: luong_dot, hard: gumbel}")
+        (sweep / name / ".hydra" / "config.yaml").write_text(config)
+    assert is_hard(sweep / "h") and not is_hard(sweep / "a")
+    assert sweep_main([*argv, "--only", "hard"]) == 0
+    hard = json.loads((sweep / "alignment-step_30.json").read_text())
+    soft_readout = hard["luong_dot+hard-gumbel (soft read-out)"]
+    assert {k: soft_readout[k] for k in REPORT_KEYS} == {k: again[k] for k in REPORT_KEYS}
+    one_hot = hard["luong_dot+hard-gumbel"]  # its contexts are one encoder state: other rows
+    assert one_hot["select"] != soft_readout["select"] and "luong_dot" in hard  # others kept
 
 
 def test_alignment_sweep_reads_every_transformer_head():

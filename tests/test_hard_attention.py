@@ -274,11 +274,18 @@ def test_hard_run_end_to_end_resumes_exactly_and_aligns(tmp_path, capsys):
     args = ["--src", str(src), "--tgt", str(tgt), "--gold", str(gold), "--gold-order", "src-tgt"]
     args += ["--json", str(out)]
     assert align_main([str(run / "checkpoints" / "best.pt"), *args]) == 0
-    result = json.loads(out.read_text())["results"]["argmax"]
+    one_hot = json.loads(out.read_text())["results"]
+    result = one_hot["argmax"]
     assert json.loads(out.read_text())["scored_sentences"] == len(lines)
     # at most one link per target word (none where the one position read is </s>)
     assert 0 < result["links"] <= sum(len(x.split()) for x in lines)
     assert 0.0 <= result["aer"] <= 1.0
+    # --hard-inference soft: the distribution the argmax is read from, not one-hot rows
+    assert (
+        align_main([str(run / "checkpoints" / "best.pt"), *args, "--hard-inference", "soft"]) == 0
+    )
+    soft = json.loads(out.read_text())
+    assert soft["hard_inference"] == "soft" and soft["results"] != one_hot
     # nmt-evaluate reads the argmax position or, with --hard-inference soft, the expectation
     ckpt = str(run / "checkpoints" / "best.pt")
     scores = {}
@@ -304,6 +311,15 @@ def test_hard_inference_option_refuses_a_soft_checkpoint(trained_run, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert f"--hard-inference soft: {ckpt} has soft attention (attention.hard=none)" in err
+    # nmt-align too (its option reads a hard model's soft distribution)
+    from nmt.align import main as align_main
+
+    gold = tmp_path / "gold.talp"
+    gold.write_text("".join("1-1\n" for _ in src.read_text().splitlines()))
+    args = ["--src", str(src), "--tgt", str(ref), "--gold", str(gold), "--gold-order", "src-tgt"]
+    assert align_main([ckpt, *args, "--hard-inference", "soft"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has soft attention (attention.hard=none)" in err
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)

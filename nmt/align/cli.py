@@ -12,6 +12,7 @@ from nmt.align.run import run_align
 from nmt.config import SYMMETRISATIONS
 from nmt.errors import UserError
 from nmt.files import atomic_write_text
+from nmt.models.hard_attention import HARD_INFERENCE
 
 
 def _add_test_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +73,14 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=int, default=32, help="sentences per forced-decoding batch"
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    parser.add_argument(
+        "--hard-inference",
+        choices=HARD_INFERENCE,
+        default=None,
+        help="hard-attention models (both directions): read the argmax position (one-hot rows) "
+        "or the soft distribution it is drawn from (default: the checkpoint's "
+        "attention.hard_inference)",
+    )
 
 
 def _add_eflomal_arguments(parser: argparse.ArgumentParser) -> None:

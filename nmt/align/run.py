@@ -74,9 +74,10 @@ def _warn(message: str) -> None:
     print(f"nmt-align: warning: {message}", file=sys.stderr)
 
 
-def load_translator(checkpoint: str, device: str) -> Translator:
-    """The model of `checkpoint`, with a warning when it was trained on cased text."""
-    translator = Translator(checkpoint, device)
+def load_translator(checkpoint: str, device: str, hard_inference: str | None = None) -> Translator:
+    """The model of `checkpoint`, with a warning when it was trained on cased text;
+    `hard_inference` (argmax | soft) overrides a hard-attention model's read-out."""
+    translator = Translator(checkpoint, device, hard_inference=hard_inference)
     if not translator.cfg.data.lowercase:
         _warn(
             "the model was trained on cased text (data.lowercase=false); "
@@ -162,7 +163,7 @@ def forced_pair(args: argparse.Namespace, translator: Translator, test: GoldCorp
     forward = readout_attention(translator, test.src, test.tgt, args.batch_size)
     if not args.reverse_ckpt:
         return ForcedPair(forward)
-    reverse = Translator(args.reverse_ckpt, args.device)
+    reverse = Translator(args.reverse_ckpt, args.device, hard_inference=args.hard_inference)
     check_layer_head(reverse.cfg, args.layer, args.head)  # before decoding anything
     langs = (reverse.cfg.data.src_lang, reverse.cfg.data.tgt_lang)
     if langs != (test.tgt_lang, test.src_lang):
@@ -322,7 +323,11 @@ def write_links(folder: str | Path, predictions: Predictions, flipped: bool) -> 
 def run_align(args: argparse.Namespace) -> dict:
     """Everything `nmt-align` does, returning the JSON report."""
     src, tgt, gold, first = read_test_files(args)
-    translator = load_translator(args.checkpoint, args.device) if args.checkpoint else None
+    translator = (
+        load_translator(args.checkpoint, args.device, args.hard_inference)
+        if args.checkpoint
+        else None
+    )
     test = orient(args, src, tgt, gold, translator)
     report: dict = {
         "checkpoint": args.checkpoint,
@@ -333,6 +338,7 @@ def run_align(args: argparse.Namespace) -> dict:
         "lines": f"{first + 1}-{first + len(test.src)}",
         "sentences": len(test.src),
         "thresholds": args.threshold,
+        "hard_inference": args.hard_inference,
         "results": {},
     }
     predictions: Predictions = {}

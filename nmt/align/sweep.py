@@ -53,6 +53,7 @@ from nmt.rundir import finished_metrics, mechanism_label, read_jsonl, update_met
 SELECT, REPORT = (0, 100), (100, 508)  # 0-based [start, end) of the gold lines
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)  # the threshold method's candidates, chosen on SELECT
 EFLOMAL_ROW = "eflomal (train + test text)"  # the baseline's row in the table
+SOFT_READOUT = " (soft read-out)"  # a hard-attention system scored on its soft distribution
 LUONG_2015 = {"luong_location": 0.39, "local_m": 0.34, "local_p": 0.36, "berkeley aligner": 0.32}
 
 
@@ -77,6 +78,13 @@ def system_name(cfg: dict[str, Any]) -> str:
     if not (cfg.get("data") or {}).get("extra_train"):
         name += " (test text unseen)"
     return name
+
+
+def is_hard(run: Path) -> bool:
+    """Whether the run trained hard attention (attention.hard, RNN models)."""
+    cfg = _config(run)
+    hard = (cfg.get("attention") or {}).get("hard", "none")
+    return (cfg.get("model") or {}).get("arch", "rnn") == "rnn" and hard != "none"
 
 
 def find_pairs(root: Path, checkpoint: str | None = None) -> dict[str, tuple[Path, Path]]:
@@ -110,6 +118,7 @@ def _args(
     head: int | None,
     gold_order: str,
     checkpoint: str,
+    hard_inference: str | None = None,
 ) -> argparse.Namespace:
     return align_parser().parse_args(
         [
@@ -123,6 +132,7 @@ def _args(
             "--threshold", ",".join(map(str, THRESHOLDS)),
         ]
         + (["--head", str(head)] if head is not None else [])
+        + (["--hard-inference", hard_inference] if hard_inference else [])
     )  # fmt: skip
 
 
@@ -150,21 +160,27 @@ def _line_label(lines: tuple[int, int]) -> str:
 
 
 def score_system(
-    rwth: Path, fwd: Path, rev: Path, gold_order: str = "de-en", checkpoint: str = "best.pt"
+    rwth: Path,
+    fwd: Path,
+    rev: Path,
+    gold_order: str = "de-en",
+    checkpoint: str = "best.pt",
+    hard_inference: str | None = None,
 ) -> dict[str, Any]:
     """Every method (and Transformer layer and head) on 1–100; the best one's scores on
     101–508 and on all. A Transformer's row also lists, under `sources`, each layer's and
     head's best method (chosen on 1–100) with its scores. `rwth` holds test.de (the source of
     `fwd`), test.en and alignment.talp; `checkpoint`: the file in both runs' checkpoints/
-    folder (best.pt, last.pt, step_N.pt)."""
-    translator = load_translator(str(fwd / "checkpoints" / checkpoint), "cpu")
-    args = _args(rwth, fwd, rev, -1, None, gold_order, checkpoint)
+    folder (best.pt, last.pt, step_N.pt); `hard_inference`: a hard-attention pair's read-out
+    (argmax | soft; default the checkpoints')."""
+    translator = load_translator(str(fwd / "checkpoints" / checkpoint), "cpu", hard_inference)
+    args = _args(rwth, fwd, rev, -1, None, gold_order, checkpoint, hard_inference)
     src, tgt, gold, _ = read_test_files(args)
     test = orient(args, src, tgt, gold, translator)
     forced = forced_pair(args, translator, test)  # both directions decoded once, read per source
     sources: dict[str, dict[str, Any]] = {}
     for layer, head, label in attention_sources(translator.cfg.model):
-        args = _args(rwth, fwd, rev, layer, head, gold_order, checkpoint)
+        args = _args(rwth, fwd, rev, layer, head, gold_order, checkpoint, hard_inference)
         predictions, excluded = attention_predictions(args, translator, test, forced=forced)
         chosen = _score(predictions, test, excluded, SELECT)
         method = min(chosen, key=lambda name: chosen[name]["aer"])
@@ -335,12 +351,18 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             for name, (fwd, rev) in pairs.items():
                 rows[name] = score_system(rwth, fwd, rev, args.gold_order, args.checkpoint)
+                if is_hard(fwd):  # also the distribution the argmax is read from
+                    rows[f"{name}{SOFT_READOUT}"] = score_system(
+                        rwth, fwd, rev, args.gold_order, args.checkpoint, "soft"
+                    )
                 for run in (fwd, rev) if chosen is None else ():
                     update_metrics(
                         run,
                         {"aer": rows[name]["report"]["aer"], "aer_method": rows[name]["method"]},
                     )
-                print(f"{name}: {rows[name]['method']} AER {rows[name]['report']['aer']:.4f}")
+                for row in (name, f"{name}{SOFT_READOUT}"):
+                    if row in rows:
+                        print(f"{row}: {rows[row]['method']} AER {rows[row]['report']['aer']:.4f}")
         if not args.no_eflomal:
             rows[EFLOMAL_ROW] = score_eflomal(rwth, args.train_src, args.train_tgt)
     except (AlignError, CheckpointError, FileNotFoundError) as err:
