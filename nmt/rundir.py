@@ -25,20 +25,30 @@ METRICS_FILE = "metrics.json"
 FAILURE_FILE = "error.txt"
 
 
-def mechanism_label(config: dict[str, Any]) -> str:
+def hard_attention(config: dict[str, Any]) -> str:
+    """A run's hard-attention estimator from its config (`gumbel`, `reinforce`), or `none` for
+    soft attention and for the Transformer (attention.hard applies to the RNN only)."""
+    if (config.get("model") or {}).get("arch") == "transformer":
+        return "none"
+    return str((config.get("attention") or {}).get("hard") or "none")
+
+
+def mechanism_label(config: dict[str, Any], inference: bool = True) -> str:
     """What a run's attention is, from its config: `transformer`, `luong_general`, with
     `+sparsemax` / `+entmax15` when the normaliser is not the softmax and `+hard-gumbel` /
-    `+hard-reinforce` (and `(expectation)` for that inference) when the attention is hard.
-    The leaderboard's mechanism column and the alignment table's system names both use it."""
+    `+hard-reinforce` when the attention is hard, then `(soft)` when it decodes with the soft
+    distribution (attention.hard_inference; `inference=False` leaves that out, for tables that
+    name the read-out themselves). The leaderboard's mechanism column and the alignment table's
+    system names both use it."""
     if (config.get("model") or {}).get("arch") == "transformer":
         return "transformer"
     attention = config.get("attention") or {}
     normalizer = attention.get("normalizer") or "softmax"
     suffix = "" if normalizer == "softmax" else f"+{normalizer}"
-    hard = attention.get("hard") or "none"
+    hard = hard_attention(config)
     if hard != "none":
-        inference = attention.get("hard_inference") or "argmax"
-        suffix += f"+hard-{hard}" + ("" if inference == "argmax" else f"({inference})")
+        read = attention.get("hard_inference") or "argmax"
+        suffix += f"+hard-{hard}" + ("" if read == "argmax" or not inference else f"({read})")
     return str(attention.get("type", "?")) + suffix
 
 

@@ -173,7 +173,7 @@ def hard_copy_checkpoint(run: Path, path: Path) -> Path:
     soft = ckpt["model"]
     weights = {k: soft.get(k.replace(".inner.", "."), v) for k, v in model.state_dict().items()}
     assert sum(k.replace(".inner.", ".") in soft for k in weights) == len(soft)  # all moved over
-    save_checkpoint(path, {"config": config, "tokenizer": ckpt["tokenizer"], "model": weights})
+    save_checkpoint(path, {**ckpt, "config": config, "model": weights})  # its step too
     return path
 
 
@@ -293,13 +293,13 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
     from nmt.align.sweep import (
         find_pairs,
         format_markdown,
-        is_hard,
         score_system,
         system_name,
         unguided_name,
     )
     from nmt.align.sweep import main as sweep_main
     from nmt.checkpoint import load_checkpoint
+    from nmt.rundir import hard_attention, mechanism_label
 
     sweep = tmp_path / "sweep"
     for name, (src, tgt), weight, extra in [
@@ -338,6 +338,10 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
     rnn["trainer"] = {"guided_alignment": {"weight": 2.0}}
     assert system_name(rnn) == "local_p+hard-gumbel guided λ=2"
     assert unguided_name(system_name(rnn)) == "local_p+hard-gumbel"
+    rnn["attention"]["hard_inference"] = "soft"  # the leaderboard names the read-out it decodes
+    assert mechanism_label(rnn) == "local_p+hard-gumbel(soft)"  # with; the sweep scores both
+    assert system_name(rnn) == "local_p+hard-gumbel guided λ=2"
+    assert hard_attention(rnn) == "gumbel" and hard_attention({**rnn, **cfg}) == "none"
     unseen = "luong_dot (test text unseen)"
     pairs = find_pairs(sweep)
     assert pairs == {"luong_dot": (sweep / "a", sweep / "b"), unseen: (sweep / "d", sweep / "e")}
@@ -439,13 +443,21 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
         config = (sweep / name / ".hydra" / "config.yaml").read_text()
         config = config.replace("{type: luong_dot}", "{type: luong_dot, hard: gumbel}")
         (sweep / name / ".hydra" / "config.yaml").write_text(config)
-    assert is_hard(sweep / "h") and not is_hard(sweep / "a")
     assert sweep_main([*argv, "--only", "hard"]) == 0
     hard = json.loads((sweep / "alignment-step_30.json").read_text())
     soft_readout = hard["luong_dot+hard-gumbel (soft read-out)"]
     assert {k: soft_readout[k] for k in REPORT_KEYS} == {k: again[k] for k in REPORT_KEYS}
     one_hot = hard["luong_dot+hard-gumbel"]  # its contexts are one encoder state: other rows
     assert one_hot["select"] != soft_readout["select"] and "luong_dot" in hard  # others kept
+    # dev BLEU was validated with the argmax read-out: not shown beside the soft one
+    assert one_hot["dev_bleu"] == again["dev_bleu"] and soft_readout["dev_bleu"] == [None, None]
+    # both directions read the soft distribution (the symmetrised methods combine them)
+    from nmt.align.run import forced_pair
+
+    args = _args(rwth, sweep / "h", sweep / "i", -1, None, "src-tgt", "step_30.pt", "soft")
+    translator = load_translator(args.checkpoint, "cpu", "soft")
+    pair = forced_pair(args, translator, orient(args, *read_test_files(args)[:3], translator))
+    assert pair.reverse.cfg.attention.hard_inference == "soft"
 
 
 def test_alignment_sweep_reads_every_transformer_head():

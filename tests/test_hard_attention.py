@@ -312,6 +312,8 @@ def test_hard_inference_option_refuses_a_soft_checkpoint(trained_run, tmp_path, 
     assert len(err.splitlines()) == 1
     assert f"--hard-inference soft: {ckpt} has soft attention (attention.hard=none)" in err
     # nmt-align too (its option reads a hard model's soft distribution)
+    from test_align import hard_copy_checkpoint
+
     from nmt.align import main as align_main
 
     gold = tmp_path / "gold.talp"
@@ -320,6 +322,11 @@ def test_hard_inference_option_refuses_a_soft_checkpoint(trained_run, tmp_path, 
     assert align_main([ckpt, *args, "--hard-inference", "soft"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "has soft attention (attention.hard=none)" in err
+    # a hard model whose --reverse-ckpt is soft: the error names the reverse checkpoint
+    hard = str(hard_copy_checkpoint(trained_run, tmp_path / "hard.pt"))
+    assert align_main([hard, *args, "--reverse-ckpt", ckpt, "--hard-inference", "soft"]) == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if "warning:" not in x]
+    assert len(errors) == 1 and f"{ckpt} has soft attention" in errors[0]  # (cased-text warning)
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)

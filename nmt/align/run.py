@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import product
 from pathlib import Path
 
@@ -44,6 +44,7 @@ from nmt.align.links import (
 )
 from nmt.data.corpus import read_lines
 from nmt.files import atomic_write_text
+from nmt.rundir import hard_attention
 from nmt.translate import Translator
 from nmt.viz import plot_alignment
 
@@ -84,6 +85,14 @@ def load_translator(checkpoint: str, device: str, hard_inference: str | None = N
             "the gold text is lowercased"
         )
     return translator
+
+
+def hard_readout(translator: Translator | None) -> str | None:
+    """A hard-attention model's read-out (argmax | soft, after `--hard-inference`); None for
+    soft attention and without a model."""
+    if translator is None or hard_attention(asdict(translator.cfg)) == "none":
+        return None
+    return translator.cfg.attention.hard_inference
 
 
 def parse_lines(spec: str | None) -> tuple[int, int | None]:
@@ -338,7 +347,7 @@ def run_align(args: argparse.Namespace) -> dict:
         "lines": f"{first + 1}-{first + len(test.src)}",
         "sentences": len(test.src),
         "thresholds": args.threshold,
-        "hard_inference": args.hard_inference,
+        "hard_inference": hard_readout(translator),
         "results": {},
     }
     predictions: Predictions = {}

@@ -46,9 +46,16 @@ from nmt.align.run import (
     read_test_files,
     score_all,
 )
-from nmt.checkpoint import CheckpointError, load_checkpoint
+from nmt.checkpoint import load_checkpoint
+from nmt.errors import UserError
 from nmt.files import atomic_write_text
-from nmt.rundir import finished_metrics, mechanism_label, read_jsonl, update_metrics
+from nmt.rundir import (
+    finished_metrics,
+    hard_attention,
+    mechanism_label,
+    read_jsonl,
+    update_metrics,
+)
 
 SELECT, REPORT = (0, 100), (100, 508)  # 0-based [start, end) of the gold lines
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)  # the threshold method's candidates, chosen on SELECT
@@ -70,7 +77,7 @@ def system_name(cfg: dict[str, Any]) -> str:
     when `data.extra_train` is empty, so that runs with and without the gold sentences in
     their training text share one sweep folder, each with its row (`data=europarl_align` puts
     exactly the gold text there; any other extra files count as "seen" too)."""
-    name = mechanism_label(cfg)
+    name = mechanism_label(cfg, inference=False)  # a hard system's rows name their read-out
     guided = (cfg.get("trainer") or {}).get("guided_alignment") or {}
     if guided.get("weight", 0.0):
         name = f"{name} guided λ={guided['weight']:g}"
@@ -78,13 +85,6 @@ def system_name(cfg: dict[str, Any]) -> str:
     if not (cfg.get("data") or {}).get("extra_train"):
         name += " (test text unseen)"
     return name
-
-
-def is_hard(run: Path) -> bool:
-    """Whether the run trained hard attention (attention.hard, RNN models)."""
-    cfg = _config(run)
-    hard = (cfg.get("attention") or {}).get("hard", "none")
-    return (cfg.get("model") or {}).get("arch", "rnn") == "rnn" and hard != "none"
 
 
 def find_pairs(root: Path, checkpoint: str | None = None) -> dict[str, tuple[Path, Path]]:
@@ -193,7 +193,11 @@ def score_system(
     best = dict(min(sources.values(), key=lambda row: row["select"]["aer"]))
     if len(sources) > 1:
         best["sources"] = sources
-    best["dev_bleu"] = [dev_bleu(run, checkpoint) for run in (fwd, rev)]  # de→en, en→de
+    # de→en, en→de; validation decoded with the checkpoints' read-out: none for another one
+    own = hard_inference is None or hard_inference == (
+        (_config(fwd).get("attention") or {}).get("hard_inference") or "argmax"
+    )
+    best["dev_bleu"] = [dev_bleu(run, checkpoint) if own else None for run in (fwd, rev)]
     return best
 
 
@@ -332,8 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         action="append",
         metavar="TEXT",
-        help="score only the systems whose name contains TEXT (repeatable); the other systems' "
-        "rows in this checkpoint's earlier table are kept",
+        help="score only the systems whose name contains TEXT (repeatable; a hard system's "
+        "name, its soft read-out row comes with it); the other systems' rows in this "
+        "checkpoint's earlier table are kept",
     )
     args = parser.parse_args(argv)
     sweep, rwth = Path(args.sweep_dir), Path(args.rwth)
@@ -350,8 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         rows: dict[str, dict[str, Any]] = {}
         with torch.no_grad():
             for name, (fwd, rev) in pairs.items():
-                rows[name] = score_system(rwth, fwd, rev, args.gold_order, args.checkpoint)
-                if is_hard(fwd):  # also the distribution the argmax is read from
+                hard = hard_attention(_config(fwd)) != "none"
+                rows[name] = score_system(
+                    rwth, fwd, rev, args.gold_order, args.checkpoint, "argmax" if hard else None
+                )
+                if hard:  # also the distribution the argmax is read from
                     rows[f"{name}{SOFT_READOUT}"] = score_system(
                         rwth, fwd, rev, args.gold_order, args.checkpoint, "soft"
                     )
@@ -365,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"{row}: {rows[row]['method']} AER {rows[row]['report']['aer']:.4f}")
         if not args.no_eflomal:
             rows[EFLOMAL_ROW] = score_eflomal(rwth, args.train_src, args.train_tgt)
-    except (AlignError, CheckpointError, FileNotFoundError) as err:
+    except (UserError, FileNotFoundError) as err:  # AlignError, CheckpointError, ConfigError
         print(f"nmt.align.sweep: error: {err}", file=sys.stderr)
         return 2
     stem = "alignment" if chosen is None else f"alignment-{Path(chosen).stem}"
