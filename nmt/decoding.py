@@ -135,6 +135,7 @@ def beam_search(
     memory = _select(memory, flat)
     state = model.init_state(memory)
     limit = lengths.limits(src_lens)  # (B,)
+    limit_of = limit.tolist()  # read once: on a GPU each int(limit[b]) is a device sync
     # scores (n, K): only the first beam is live at t=0
     scores = torch.full((B, K), float("-inf"), device=device)
     scores[:, 0] = 0.0
@@ -188,7 +189,7 @@ def beam_search(
         rows = (torch.arange(n, device=device)[:, None] * K + origin.gather(1, keep)).view(-1)
         y = token.gather(1, keep).view(-1)  # (n*K,)
         # sentences with K finished hypotheses (or at their length limit) leave the batch
-        still = [i for i, b in enumerate(active) if len(finished[b]) < K and t + 1 < int(limit[b])]
+        still = [i for i, b in enumerate(active) if len(finished[b]) < K and t + 1 < limit_of[b]]
         if len(still) < n:
             keep_groups = torch.tensor(still, dtype=torch.long, device=device)
             scores = scores.index_select(0, keep_groups)

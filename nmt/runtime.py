@@ -148,14 +148,22 @@ def autocast(device: torch.device, precision: Precision | str):
     return contextlib.nullcontext()
 
 
-def fused_rnn(rnn: torch.nn.RNNBase, x: Any, hidden: Any = None):
-    """`rnn(x, hidden)`; in float32 outside autocast where oneDNN has no bf16 LSTM kernel.
+def rnn_in_float32(device_type: str) -> bool:
+    """Whether `nn.LSTM`/`nn.GRU` must run outside bf16 autocast, in float32, on this device.
 
-    On a CPU without AVX512-BF16/AMX, `nn.LSTM` under bf16 autocast fails ("could not create a
-    primitive descriptor for the LSTM forward propagation primitive"). `x` may be packed.
+    A CPU without AVX512-BF16/AMX: under bf16 autocast oneDNN fails ("could not create a
+    primitive descriptor for the LSTM forward propagation primitive"). CUDA: autocast's cuDNN
+    RNN wrapper casts input, weights and states to float16 whatever dtype autocast was given,
+    so a bf16 run would train its recurrent layers in fp16 without loss scaling.
     """
+    return device_type != "cpu" or not cpu_native_bf16()
+
+
+def fused_rnn(rnn: torch.nn.RNNBase, x: Any, hidden: Any = None):
+    """`rnn(x, hidden)`; in float32 outside autocast where `rnn_in_float32` says so.
+    `x` may be packed."""
     dev = (x.data if isinstance(x, PackedSequence) else x).device.type
-    if dev != "cpu" or not torch.is_autocast_enabled(dev) or cpu_native_bf16():
+    if not torch.is_autocast_enabled(dev) or not rnn_in_float32(dev):
         return rnn(x, hidden)
     if isinstance(hidden, tuple):
         hidden = tuple(h.float() for h in hidden)

@@ -39,15 +39,15 @@ T0=$(date +%s)
 BENCH_END=${BENCH_END:-200}   # seconds after the start
 TRAIN_END=${TRAIN_END:-470}
 SCORE_END=${SCORE_END:-565}
-left() { echo $(($1 - ($(date +%s) - T0))); }
+left() { local l=$(($1 - ($(date +%s) - T0))); echo $((l < 1 ? 1 : l)); }  # timeout 0 = none
 say() { echo "[$(($(date +%s) - T0))s] $*"; }
 
 if [ "$SMOKE" = 1 ]; then
   STEPS=2; WARM=1; SENTS=8; ALIGN="trainer.max_steps=20 trainer.validate_every=10 trainer.valid_max_sentences=8"
-  CKPTS="step_10.pt step_20.pt"; MECHS="bahdanau local_m"; JOBS=2
+  CKPTS="step_10.pt step_20.pt last.pt"; MECHS="bahdanau local_m"; JOBS=2
 else
   STEPS=60; WARM=10; SENTS=256; ALIGN=""
-  CKPTS="step_900.pt step_1800.pt step_2700.pt step_3600.pt"
+  CKPTS="step_900.pt step_1800.pt step_2700.pt step_3600.pt last.pt"  # last.pt: at the deadline
   MECHS="bahdanau luong_dot luong_concat luong_location local_m"; JOBS=14
 fi
 
@@ -57,7 +57,8 @@ fi
   $PY -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())"
   nproc
 } 2>&1 | tee "$OUT/machine.txt"
-$PY -c "import nmt.train, nmt.align.sweep, entmax, hydra_plugins.hydra_joblib_launcher" || {
+$PY -c "import nmt.train, nmt.trainer, nmt.pipeline, nmt.align.sweep, nmt.bench.cli, entmax, \
+  hydra_plugins.hydra_joblib_launcher, torch.utils.tensorboard, sentencepiece, sacrebleu" || {
   echo "imports failed"; exit 3; }
 
 # --- 1. speed: the Transformer base preset, then the GPU preset's workloads ----------------------
@@ -70,7 +71,8 @@ bench() {  # NAME ARGS...: one make-bench call, its table to the log, bench-NAME
   say "bench $name"
   timeout "$(left "$BENCH_END")" $PY scripts/bench.py --device "$DEVICE" --precision bf16 \
     --no-preprocess --threads 4 --peak-size 8192 --steps "$STEPS" --warmup "$WARM" \
-    --decode-sents "$SENTS" --out "$OUT/bench-$name.json" "$@" 2>&1 | tail -25
+    --decode-sents "$SENTS" --work /tmp/gpu-bench-work --out "$OUT/bench-$name.json" "$@" 2>&1 |
+    tail -25
 }
 [ "${SKIP_BENCH:-0}" = 1 ] || bench base8k --workloads transformer "${BASE[@]}" --set trainer.max_tokens=8192
 [ "${SKIP_BENCH:-0}" = 1 ] || bench base25k --workloads transformer "${BASE[@]}" --set trainer.max_tokens=25000
@@ -97,7 +99,9 @@ while [ "$(left "$TRAIN_END")" -gt 0 ]; do
   [ "$alive" = 0 ] && break
   sleep 5
 done
-for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done  # SIGTERM: last.pt, then exit
+sleep 20
+for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
 kill "$smi" 2>/dev/null
 wait 2>/dev/null
 say "align: training stopped"

@@ -18,7 +18,7 @@ from conftest import ROOT, compose, requires_native_bf16, tiny_overrides
 from torch import nn
 
 from nmt import runtime
-from nmt.runtime import autocast, fused_rnn, resolve_precision
+from nmt.runtime import autocast, fused_rnn, resolve_precision, rnn_in_float32
 
 CPU = torch.device("cpu")
 
@@ -91,6 +91,17 @@ def test_fused_lstm_under_bf16_autocast_runs_in_fp32_without_native_bf16(no_bf16
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
     out_plain, _ = fused_rnn(lstm, x, None)  # no autocast: exactly the module's own call
     torch.testing.assert_close(out_plain, lstm(x)[0], rtol=0, atol=0)
+
+
+def test_recurrent_layers_leave_bf16_autocast_on_cuda_and_on_cpus_without_bf16(
+    no_bf16, monkeypatch
+):
+    """CUDA's autocast would run cuDNN LSTMs in fp16 (no loss scaling) under bf16 autocast; a
+    CPU without native bf16 has no oneDNN kernel; a CPU with it keeps the bf16 LSTM."""
+    assert rnn_in_float32("cuda") and rnn_in_float32("cpu")
+    monkeypatch.delenv("NMT_CPU_NO_BF16")
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: ("avx2", "avx512_bf16", "avx512f"))
+    assert rnn_in_float32("cuda") and not rnn_in_float32("cpu")
 
 
 def _train_luong_no_feed(tmp_path, precision: str) -> dict:

@@ -233,6 +233,11 @@ def training_record(
         "train_flops_per_s": round(flops / m.train_s),
         "rss_start_mb": round(rss_start, 1),
         "peak_rss_mb": round(m.peak_rss_mb, 1),
+        "peak_gpu_mb": (  # the CUDA caching allocator's peak; RSS counts host memory only
+            round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            if torch.device(trainer.device).type == "cuda"
+            else None
+        ),
     }
 
 
