@@ -364,6 +364,21 @@ def test_alignment_sweep_pairs_directions_and_chooses_on_the_first_lines(
     text = format_markdown({"luong_dot": row})
     assert row["method"] in text and "Luong et al. 2015" in text
     assert "sources" not in row  # an RNN has one attention
+    # each way of reading (read-out x direction / symmetrisation / agreement) with its own
+    # extraction chosen on 1-100; the system's method is the best of them
+    from nmt.align.links import method_way
+    from nmt.align.sweep import WAYS
+
+    ways = row["ways"]
+    one = ["", "reverse", "intersection", "grow-diag", "grow-diag-final", "agreement"]
+    shifted = ["shift-att", "reverse shift-att"] + [f"shift-att {w}" for w in one[2:]]
+    assert set(ways) == set(one + shifted) and len(WAYS) == len(one)
+    assert all(method_way(w["method"]) == way for way, w in ways.items())
+    assert min(w["select_aer"] for w in ways.values()) == row["select"]["aer"]
+    assert ways[method_way(row["method"])]["aer"] == row["report"]["aer"]
+    assert "## Each way of reading the attention" in text and "### Shift-Att read-out" in text
+    grow = ways["grow-diag"]
+    assert f"{100 * grow['aer']:.1f}" in text.split("### plain read-out")[1]
     assert row["dev_bleu"] == [1.5, 0.7]  # de→en, en→de
     guided = {**row, "dev_bleu": [1.9, 0.5]}  # guidance's BLEU cost, per direction
     table = format_markdown({"luong_dot": row, "luong_dot guided λ=2": guided})

@@ -16,6 +16,7 @@ from nmt.align import (
     extraction_names,
     method_name,
     method_readout,
+    method_way,
     score_alignments,
     symmetrise,
 )
@@ -108,6 +109,21 @@ def test_method_names_spell_each_combination_once_and_give_back_their_read_out()
     )
     for (readout, _, _), name in names.items():
         assert method_readout(name) == readout
+    # a method's way of reading: its read-out and how the directions combine, not the extraction
+    names.update(
+        {
+            (r, e, "agreement"): method_name(e, r, "agreement")
+            for r in ("", SHIFT_ATT)
+            for e in extractions
+        }
+    )
+    ways = {method_way(name) for name in names.values()}
+    assert len(ways) == 2 * 6  # 2 read-outs x (2 directions, 3 symmetrisations, agreement)
+    for (readout, _, combine), name in names.items():
+        parts = (combine, readout) if combine == "reverse" else (readout, combine)
+        assert method_way(name) == " ".join(part for part in parts if part)
+    assert method_way("reverse shift-att threshold>=0.2") == "reverse shift-att"
+    assert method_way("grow-diag-final of threshold>=0.1") == "grow-diag-final"
 
 
 def test_agreement_combines_both_directions_weights():

@@ -104,6 +104,7 @@ _EXPORTS = {
     ),
     "links": (
         "AGREEMENT",
+        "COMBINES",
         "SHIFT_ATT",
         "SYMMETRISATIONS",
         "agreement_weights",
@@ -113,6 +114,7 @@ _EXPORTS = {
         "extraction_names",
         "method_name",
         "method_readout",
+        "method_way",
         "score_alignments",
         "symmetrise",
     ),

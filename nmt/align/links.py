@@ -16,6 +16,7 @@ from nmt.wordlinks import SYMMETRISATIONS, symmetrise
 
 __all__ = [
     "AGREEMENT",
+    "COMBINES",
     "SHIFT_ATT",
     "SYMMETRISATIONS",
     "agreement_weights",
@@ -25,6 +26,7 @@ __all__ = [
     "extraction_names",
     "method_name",
     "method_readout",
+    "method_way",
     "score_alignments",
     "symmetrise",
 ]
@@ -35,6 +37,7 @@ __all__ = [
 #   [shift-att ]agreement[ of threshold>=T]       both directions' weights combined, then extracted
 SHIFT_ATT = "shift-att"  # the read-out of Chen et al. (2020); "" names the plain one
 AGREEMENT = "agreement"  # the two directions' weights combined before extraction
+COMBINES = ("intersection", "grow-diag", "grow-diag-final")  # the symmetrisations nmt-align scores
 
 
 def extraction_names(thresholds: Sequence[float]) -> dict[str, float | None]:
@@ -55,6 +58,15 @@ def method_name(extraction: str = "argmax", readout: str = "", combine: str = ""
 def method_readout(name: str) -> str:
     """The read-out a method name uses: SHIFT_ATT or "" (the plain one)."""
     return SHIFT_ATT if SHIFT_ATT in name.split() else ""
+
+
+def method_way(name: str) -> str:
+    """A method's name without its extraction: its read-out and how the two directions combine
+    ("", "reverse", "grow-diag", "shift-att agreement", ...), the methods that differ only in
+    argmax or threshold sharing one way."""
+    return " ".join(
+        w for w in name.split() if w in {SHIFT_ATT, "reverse", AGREEMENT, *SYMMETRISATIONS}
+    )
 
 
 def extract_argmax(weights: np.ndarray) -> set[Link]:

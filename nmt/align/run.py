@@ -35,6 +35,7 @@ from nmt.align.gold import (
 )
 from nmt.align.links import (
     AGREEMENT,
+    COMBINES,
     agreement_weights,
     extract,
     extraction_names,
@@ -220,7 +221,7 @@ def attention_predictions(
         for extraction, readout in product(extractions, readouts(translator)):
             name = method_name(extraction, readout)  # "argmax", "shift-att threshold>=0.3", ...
             predictions[method_name(extraction, readout, "reverse")] = rev.links[name]
-            for combine in ("intersection", "grow-diag", "grow-diag-final"):
+            for combine in COMBINES:
                 predictions[method_name(extraction, readout, combine)] = [
                     symmetrise(a, b, combine) for a, b in zip(fw.links[name], rev.links[name])
                 ]

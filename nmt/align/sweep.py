@@ -14,8 +14,11 @@ two-direction methods (symmetrisations, agreement) depend on.
 **Protocol** (no setting is chosen on the sentences it is reported on): the method (with its
 threshold, and layer and head) with the lowest AER on gold sentences 1–100 is chosen per system;
 its AER on sentences 101–508 is the system's figure (all 508 beside it, for comparison with the
-literature). eflomal is run on the same training text plus the test sentences (grow-diag-final)
-and scored on the same lines. Each row also has both runs' dev BLEU at the scored checkpoint's
+literature). Each way of reading the attention (read-out, and one direction, the other, a
+symmetrisation or agreement) also gets its own best extraction on 1–100 and its AER on 101–508
+(`ways`), for comparing methods without choosing among them on the reported lines. eflomal is
+run on the same training text plus the test sentences (grow-diag-final) and scored on the same
+lines. Each row also has both runs' dev BLEU at the scored checkpoint's
 step (valid.jsonl) and, for a guided system, the difference from the unguided system of the same
 mechanism and data (issue 16 lets guidance cost at most 0.5 BLEU). The table goes to
 DIR/alignment.md and .json; each paired run's metrics.json gets `aer` (101–508) and
@@ -36,6 +39,7 @@ import torch
 
 from nmt.align.cli import build_parser as align_parser
 from nmt.align.common import AlignError
+from nmt.align.links import AGREEMENT, COMBINES, SHIFT_ATT, method_name, method_way
 from nmt.align.run import (
     GoldCorpus,
     attention_predictions,
@@ -62,6 +66,11 @@ THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)  # the threshold method's candidates, cho
 EFLOMAL_ROW = "eflomal (train + test text)"  # the baseline's row in the table
 SOFT_READOUT = " (soft read-out)"  # a hard-attention system scored on its soft distribution
 LUONG_2015 = {"luong_location": 0.39, "local_m": 0.34, "local_p": 0.36, "berkeley aligner": 0.32}
+WAYS = {
+    "": "de→en",
+    "reverse": "en→de",
+    **{w: w for w in (*COMBINES, AGREEMENT)},
+}  # column titles
 
 
 def _config(run: Path) -> dict[str, Any]:
@@ -184,11 +193,17 @@ def score_system(
         predictions, excluded = attention_predictions(args, translator, test, forced=forced)
         chosen = _score(predictions, test, excluded, SELECT)
         method = min(chosen, key=lambda name: chosen[name]["aer"])
+        ways = best_per_way(chosen)  # the chosen method is one of them
+        report = _score({m: predictions[m] for m in ways.values()}, test, excluded, REPORT)
         sources[label.strip(" ()")] = {
             "method": method + label,
             "select": chosen[method],
-            "report": _score({method: predictions[method]}, test, excluded, REPORT)[method],
+            "report": report[method],
             "all": _score({method: predictions[method]}, test, excluded, (0, 508))[method],
+            "ways": {
+                way: {"method": m, "select_aer": chosen[m]["aer"], "aer": report[m]["aer"]}
+                for way, m in ways.items()
+            },
         }
     best = dict(min(sources.values(), key=lambda row: row["select"]["aer"]))
     if len(sources) > 1:
@@ -198,6 +213,15 @@ def score_system(
         (_config(fwd).get("attention") or {}).get("hard_inference") or "argmax"
     )
     best["dev_bleu"] = [dev_bleu(run, checkpoint) if own else None for run in (fwd, rev)]
+    return best
+
+
+def best_per_way(scores: dict[str, dict]) -> dict[str, str]:
+    """Way of reading (`method_way`: read-out and how the directions combine) -> the method of
+    that way with the lowest AER in `scores`, i.e. argmax or the threshold chosen on them."""
+    best: dict[str, str] = {}
+    for name in sorted(scores, key=lambda name: scores[name]["aer"]):
+        best.setdefault(method_way(name), name)
     return best
 
 
@@ -272,8 +296,39 @@ def format_markdown(rows: dict[str, dict[str, Any]]) -> str:
         + head
         + body
         + f"\nLuong et al. 2015 (Table 6, 4.5M WMT pairs, all 508 sentences): {luong}.\n"
+        + _ways_markdown(rows)
         + "".join(_sources_markdown(name, r) for name, r in rows.items() if "sources" in r)
     )
+
+
+def _ways_markdown(rows: dict[str, dict[str, Any]]) -> str:
+    """Each way of reading a system's attention (the plain and the Shift-Att read-out; one
+    direction, the other, each symmetrisation, agreement), each with the extraction (argmax or
+    a threshold) chosen on 1–100: its AER on 101–508."""
+    rows = {name: r for name, r in rows.items() if "ways" in r}
+    if not rows:
+        return ""
+    text = (
+        "\n## Each way of reading the attention (AER 101-508)\n\n"
+        "For reading only: each cell's extraction (argmax, or the threshold in brackets) is "
+        "chosen on 1-100; the system's figure above is the best of them on 1-100.\n"
+    )
+    for readout, title in (("", "plain read-out"), (SHIFT_ATT, "Shift-Att read-out")):
+        cols = [method_way(method_name("argmax", readout, combine)) for combine in WAYS]
+        text += (
+            f"\n### {title}\n\n| system | " + " | ".join(WAYS.values()) + " |\n"
+            "|---|" + "---:|" * len(cols) + "\n"
+        )
+        for name, r in sorted(rows.items(), key=lambda kv: kv[1]["report"]["aer"]):
+            text += f"| {name} | " + " | ".join(_way_cell(r["ways"].get(c)) for c in cols) + " |\n"
+    return text
+
+
+def _way_cell(way: dict[str, Any] | None) -> str:
+    if way is None:
+        return "–"
+    threshold = re.search(r"threshold>=([0-9.]+)", way["method"])
+    return f"{100 * way['aer']:.1f}" + (f" (≥{threshold[1]})" if threshold else "")
 
 
 def _bleu_pair(bleu: list[float | None] | None) -> str:
