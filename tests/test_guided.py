@@ -127,6 +127,38 @@ def test_guided_training_lowers_aer_on_reversal(tmp_path, stand_in_eflomal):
     assert logged[1.0][0]["loss"] == pytest.approx(logged[0.0][0]["loss"], rel=1e-5)
 
 
+def test_guided_run_resumes_bit_exactly(tmp_path, stand_in_eflomal):
+    """An interrupted guided run (Ctrl-C during step 10), resumed from last.pt, logs the same
+    cross-entropy and guided loss, bit for bit, as the same run straight through: the cached
+    links are read back and every batch meets its own links again."""
+    from conftest import cut_and_resume
+
+    from nmt.config import to_dataclass
+    from nmt.trainer import Trainer
+
+    over = tiny_overrides(
+        tmp_path,
+        attention="local_p",  # a window: links outside it are masked, resumed alike
+        **{"trainer.guided_alignment.weight": "1.0", "trainer.max_steps": "16"},
+    )
+    threads = torch.get_num_threads()
+    try:
+        cfg = to_dataclass(compose(over))
+        Trainer(cfg, tmp_path / "whole").fit()
+        cut_and_resume(cfg, tmp_path / "cut")
+    finally:
+        torch.set_num_threads(threads)
+    runs = {
+        name: {r["step"]: r for r in map(json.loads, (tmp_path / name / "progress.jsonl").open())}
+        for name in ("whole", "cut")
+    }
+    assert sorted(runs["whole"]) == sorted(runs["cut"]) == list(range(1, 17))
+    assert stand_in_eflomal.calls == 2  # once per run folder: the resumed trainer reads the cache
+    for step in range(11, 17):
+        for key in ("loss", "guided_loss"):
+            assert runs["cut"][step][key] == runs["whole"][step][key], (step, key)
+
+
 @pytest.mark.parametrize(
     "arch",
     [
