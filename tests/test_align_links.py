@@ -16,6 +16,7 @@ from nmt.align import (
     extraction_names,
     method_name,
     method_readout,
+    method_threshold,
     method_way,
     score_alignments,
     symmetrise,
@@ -124,6 +125,9 @@ def test_method_names_spell_each_combination_once_and_give_back_their_read_out()
         assert method_way(name) == " ".join(part for part in parts if part)
     assert method_way("reverse shift-att threshold>=0.2") == "reverse shift-att"
     assert method_way("grow-diag-final of threshold>=0.1") == "grow-diag-final"
+    assert method_threshold("grow-diag-final of threshold>=0.1") == "0.1"
+    assert method_threshold("reverse shift-att threshold>=0.35") == "0.35"
+    assert method_threshold("shift-att agreement") is None
 
 
 def test_agreement_combines_both_directions_weights():

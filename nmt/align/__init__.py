@@ -114,6 +114,7 @@ _EXPORTS = {
         "extraction_names",
         "method_name",
         "method_readout",
+        "method_threshold",
         "method_way",
         "score_alignments",
         "symmetrise",

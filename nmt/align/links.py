@@ -26,6 +26,7 @@ __all__ = [
     "extraction_names",
     "method_name",
     "method_readout",
+    "method_threshold",
     "method_way",
     "score_alignments",
     "symmetrise",
@@ -37,12 +38,13 @@ __all__ = [
 #   [shift-att ]agreement[ of threshold>=T]       both directions' weights combined, then extracted
 SHIFT_ATT = "shift-att"  # the read-out of Chen et al. (2020); "" names the plain one
 AGREEMENT = "agreement"  # the two directions' weights combined before extraction
+THRESHOLD = "threshold>="  # a threshold extraction's name: THRESHOLD + its value
 COMBINES = ("intersection", "grow-diag", "grow-diag-final")  # the symmetrisations nmt-align scores
 
 
 def extraction_names(thresholds: Sequence[float]) -> dict[str, float | None]:
     """The extractions of one read-out: name -> threshold (None for argmax)."""
-    return {"argmax": None, **{f"threshold>={value:g}": value for value in thresholds}}
+    return {"argmax": None, **{f"{THRESHOLD}{value:g}": value for value in thresholds}}
 
 
 def method_name(extraction: str = "argmax", readout: str = "", combine: str = "") -> str:
@@ -58,6 +60,11 @@ def method_name(extraction: str = "argmax", readout: str = "", combine: str = ""
 def method_readout(name: str) -> str:
     """The read-out a method name uses: SHIFT_ATT or "" (the plain one)."""
     return SHIFT_ATT if SHIFT_ATT in name.split() else ""
+
+
+def method_threshold(name: str) -> str | None:
+    """The threshold a method extracts at, as its name spells it ("0.3"); None for argmax."""
+    return next((w[len(THRESHOLD) :] for w in name.split() if w.startswith(THRESHOLD)), None)
 
 
 def method_way(name: str) -> str:

@@ -18,9 +18,9 @@ literature). Each way of reading the attention (read-out, and one direction, the
 symmetrisation or agreement) also gets its own best extraction on 1–100 and its AER on 101–508
 (`ways`), for comparing methods without choosing among them on the reported lines. eflomal is
 run on the same training text plus the test sentences (grow-diag-final) and scored on the same
-lines. Each row also has both runs' dev BLEU at the scored checkpoint's
-step (valid.jsonl) and, for a guided system, the difference from the unguided system of the same
-mechanism and data (issue 16 lets guidance cost at most 0.5 BLEU). The table goes to
+lines. Each row also has both runs' dev BLEU at the scored checkpoint's step (valid.jsonl) and,
+for a guided system, the difference from the unguided system of the same mechanism and data
+(issue 16 lets guidance cost at most 0.5 BLEU). The table goes to
 DIR/alignment.md and .json; each paired run's metrics.json gets `aer` (101–508) and
 `aer_method`, which `nmt-report` shows in the leaderboard.
 """
@@ -39,7 +39,14 @@ import torch
 
 from nmt.align.cli import build_parser as align_parser
 from nmt.align.common import AlignError
-from nmt.align.links import AGREEMENT, COMBINES, SHIFT_ATT, method_name, method_way
+from nmt.align.links import (
+    AGREEMENT,
+    COMBINES,
+    SHIFT_ATT,
+    method_name,
+    method_threshold,
+    method_way,
+)
 from nmt.align.run import (
     GoldCorpus,
     attention_predictions,
@@ -327,8 +334,8 @@ def _ways_markdown(rows: dict[str, dict[str, Any]]) -> str:
 def _way_cell(way: dict[str, Any] | None) -> str:
     if way is None:
         return "–"
-    threshold = re.search(r"threshold>=([0-9.]+)", way["method"])
-    return f"{100 * way['aer']:.1f}" + (f" (≥{threshold[1]})" if threshold else "")
+    threshold = method_threshold(way["method"])
+    return f"{100 * way['aer']:.1f}" + (f" (≥{threshold})" if threshold else "")
 
 
 def _bleu_pair(bleu: list[float | None] | None) -> str:
