@@ -232,3 +232,61 @@ def test_cpu_device_keeps_freed_memory_mapped():
     assert out.returncode == 0, out.stderr
     kept = int(out.stdout.split()[-1])
     assert kept < 2000, f"{kept} page faults per step with the setting (16,384 if unmapped)"
+
+
+CACHE_VARS = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+
+
+def test_cpu_device_bounds_onednn_caches_unless_the_user_sized_them(monkeypatch):
+    """pick_device("cpu") caps oneDNN's and PyTorch's primitive caches (both read when the first
+    primitive is made); a size the user set is kept, and only what was missing is set."""
+    for var in CACHE_VARS:
+        monkeypatch.delenv(var, raising=False)
+    assert runtime.pick_device("cpu").type == "cpu"
+    assert all(os.environ[v] == str(runtime.ONEDNN_CACHE_CAPACITY) for v in CACHE_VARS)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "7")
+    monkeypatch.delenv("LRU_CACHE_CAPACITY")
+    assert runtime.bound_onednn_caches() == {"LRU_CACHE_CAPACITY": "64"}
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "7"
+
+
+SHAPES_RSS = """
+import sys, torch
+from nmt.runtime import pick_device
+pick_device("cpu")  # caps the caches unless the environment sized them
+torch.set_num_threads(1)
+w = torch.randn(256, 256, dtype=torch.bfloat16)
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
+for m in range(1, 4):  # warm-up: libraries loaded, a first few primitives
+    torch.nn.functional.linear(torch.randn(m, 256, dtype=torch.bfloat16), w)
+start = rss()
+for m in range(8, 8 + 400):  # a new matmul shape per call, as token batches bring them
+    torch.nn.functional.linear(torch.randn(m, 256, dtype=torch.bfloat16), w)
+print(rss() - start)
+"""
+
+
+@requires_native_bf16
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_bounded_caches_keep_bf16_memory_flat_over_many_shapes():
+    """400 bf16 matmuls of 400 shapes in a fresh process: with the caches at oneDNN's default
+    size every shape's primitive stays in memory; with pick_device's caps they do not (the
+    whole-run growth of bf16 training, in small)."""
+
+    def growth(env: dict) -> int:
+        base = {k: v for k, v in os.environ.items() if k not in CACHE_VARS}
+        out = subprocess.run(
+            [sys.executable, "-c", SHAPES_RSS],
+            env={**base, **env, "OMP_NUM_THREADS": "1"},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.split()[-1])
+
+    default = growth({v: "1024" for v in CACHE_VARS})
+    capped = growth({})
+    assert capped < default / 2, f"RSS grew {capped} MiB capped, {default} MiB at 1,024"
