@@ -53,6 +53,9 @@ def test_exported_model_reproduces_greedy_output(exported, explore_runs):
     assert same >= 0.98, f"CTranslate2 greedy equals nmt's on {same:.1%} of lines"
     int8, _ = Translator(folder, engine="ctranslate2", quantize="int8").translate(src, beam=1)
     assert sum(a == b for a, b in zip(ours, int8)) / len(src) >= 0.8
+    # in batches of 3, run side by side by CTranslate2's workers: the same lines, in order
+    small, _ = Translator(folder, engine="ctranslate2").translate(src, beam=1, batch_size=3)
+    assert small == theirs
 
 
 def test_engine_in_the_command_line_tools(exported, explore_runs, tmp_path, capsys):
@@ -179,17 +182,55 @@ def test_sources_reach_ctranslate2_as_source_pieces():
 
     seen = []
 
-    class Recorder:  # ctranslate2.Translator's translate_batch, recording its input
-        def translate_batch(self, batch, **kw):
+    model = _recording_model(seen)
+    hyps = model.translate_ids([[5, 4]], 1, 1.0, Lengths(1.5, 10), 8)
+    assert seen == [["▁b", "▁a"]] and hyps[0].tokens == [5]
+
+
+class _Result:  # a ctranslate2.TranslationResult: echoes the source's first piece
+    def __init__(self, source):
+        self.hypotheses, self.scores = [["▁y" if source[0] == "▁b" else "▁x"]], [0.0]
+
+
+def _recording_model(seen: list, awaited: list | None = None) -> CTranslate2Model:
+    """A CTranslate2Model whose translator records each batch (`seen`) and, in `awaited`, how
+    many batches had been submitted when each result was first awaited."""
+    calls = []
+
+    class Async:  # ctranslate2.AsyncTranslationResult
+        def __init__(self, source):
+            self.source = source
+
+        def result(self):
+            if awaited is not None:
+                awaited.append(len(calls))
+            return _Result(self.source)
+
+    class Recorder:  # ctranslate2.Translator
+        def translate_batch(self, batch, asynchronous=False, **kw):
+            calls.append(kw)
             seen.extend(batch)
-            return [type("R", (), {"hypotheses": [["▁y"]], "scores": [0.0]})() for _ in batch]
+            assert asynchronous
+            return [Async(source) for source in batch]
 
     model = CTranslate2Model.__new__(CTranslate2Model)
     model.src_vocab = ["<pad>", "<unk>", "<s>", "</s>", "▁a", "▁b"]
     model.index = {p: i for i, p in enumerate(["<pad>", "<unk>", "<s>", "</s>", "▁x", "▁y"])}
     model.use_vmap, model.translator = False, Recorder()
-    hyps = model.translate_ids([[5, 4]], 1, 1.0, Lengths(1.5, 10), 8)
-    assert seen == [["▁b", "▁a"]] and hyps[0].tokens == [5]
+    return model
+
+
+def test_every_batch_is_queued_before_the_first_result_is_awaited():
+    """CTranslate2's workers each take a batch (inter_threads): all batches are submitted before
+    the first result is read, and each output returns to its own line."""
+    from nmt.decoding import Lengths
+
+    seen, awaited = [], []
+    model = _recording_model(seen, awaited)
+    sources = [[5, 4, 4], [4], [5], [4, 5], [5, 5, 5, 4], [4, 4]]
+    hyps = model.translate_ids(sources, 1, 1.0, Lengths(1.5, 10), 2)
+    assert len(seen) == 6 and awaited and set(awaited) == {3}  # 3 batches of 2, all queued
+    assert [h.tokens for h in hyps] == [[5] if s[0] == 5 else [4] for s in sources]
 
 
 def test_gemm_backend_is_mkl_without_vnni(monkeypatch):

@@ -68,7 +68,10 @@ def deploy_targets(path: str, args: argparse.Namespace, test: Any, k: int) -> di
     (the run's shortlist.npz, or one `nmt.shortlist` builds into the scratch folder) in float
     and in int8 (the output layer float), and, for a Transformer, exported to CTranslate2 (into
     the scratch folder) and decoded there in float32 and int8, without and with the shortlist
-    as CTranslate2's vocabulary map."""
+    as CTranslate2's vocabulary map. Each target as a function that loads it: the benchmark
+    loads one at a time, just before it is timed (CTranslate2's idle worker threads and the
+    other models' memory are not there while another decoder is timed)."""
+    import functools
     import hashlib
     import logging
     from pathlib import Path
@@ -78,7 +81,8 @@ def deploy_targets(path: str, args: argparse.Namespace, test: Any, k: int) -> di
     from nmt.shortlist import shortlist_for_run
     from nmt.wordlinks import AlignError
 
-    targets = {"int8": checkpoint_target(path, args, "cpu", test, k, quantize="int8")}
+    target = functools.partial(checkpoint_target, path, args, "cpu", test, k)
+    targets = {"int8": functools.partial(target, quantize="int8")}
     ckpt = resolve_checkpoint(path)
     listed = run_folder(ckpt) / "shortlist.npz"
     if not listed.is_file():  # one per run in the scratch folder (eflomal: not timed)
@@ -88,10 +92,8 @@ def deploy_targets(path: str, args: argparse.Namespace, test: Any, k: int) -> di
     try:
         if not listed.is_file():
             shortlist_for_run(ckpt, log).save(listed)
-        targets["shortlist"] = checkpoint_target(path, args, "cpu", test, k, shortlist=listed)
-        targets["int8_shortlist"] = checkpoint_target(
-            path, args, "cpu", test, k, quantize="int8", shortlist=listed
-        )
+        targets["shortlist"] = functools.partial(target, shortlist=listed)
+        targets["int8_shortlist"] = functools.partial(target, quantize="int8", shortlist=listed)
     except AlignError as err:  # eflomal not installed: the other targets still run
         log.warning("no shortlist target: %s", err)
     if isinstance(to_dataclass(load_checkpoint(ckpt)["config"]).model, TransformerConfig):
@@ -99,15 +101,15 @@ def deploy_targets(path: str, args: argparse.Namespace, test: Any, k: int) -> di
 
         folder = export_ctranslate2(ckpt, Path(args.work) / "ctranslate2", force=True)
         for label, q in (("ct2", None), ("ct2_int8", "int8")):
-            targets[label] = checkpoint_target(
-                str(folder), args, "cpu", test, k, quantize=q, engine="ctranslate2"
+            targets[label] = functools.partial(
+                checkpoint_target, str(folder), args, "cpu", test, k, q, "ctranslate2"
             )
         if "shortlist" in targets:  # the same list as CTranslate2's vocabulary map
             folder = Path(args.work) / "ctranslate2-shortlist"
             export_ctranslate2(ckpt, folder, force=True, shortlist=listed)
             for label, q in (("ct2_shortlist", None), ("ct2_int8_shortlist", "int8")):
-                targets[label] = checkpoint_target(
-                    str(folder), args, "cpu", test, k, q, "ctranslate2", shortlist=listed
+                targets[label] = functools.partial(
+                    checkpoint_target, str(folder), args, "cpu", test, k, q, "ctranslate2", listed
                 )
     return targets
 
@@ -141,8 +143,8 @@ def run_decode(args: argparse.Namespace, trainer: Any, name: str) -> dict[str, A
     ckpts = dict(item.split("=", 1) for item in args.decode_ckpt)
     if getattr(args, "decode_deploy", False) and name in ckpts:
         test = trainer.data.test
-        for label, other in deploy_targets(ckpts[name], args, test, len(sources)).items():
-            hyps = _time_target(other, "cpu", f"{label}_", out)
+        for label, load in deploy_targets(ckpts[name], args, test, len(sources)).items():
+            hyps = _time_target(load(), "cpu", f"{label}_", out)  # loaded now, freed after
             same = sum(a.tokens == b.tokens for a, b in zip(greedy, hyps)) / len(greedy)
             out[f"{label}_greedy_same_lines"] = round(same, 4)  # share equal to nmt's greedy
     return out
