@@ -251,9 +251,8 @@ class CTranslate2Model:
         # length-sorted batches, each with its own length limit (CTranslate2 takes one per call,
         # and a batch runs until its longest hypothesis stops), as nmt.decoding.decode_corpus
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-        chunks = [
-            order[i : i + max(1, batch_size)] for i in range(0, len(order), max(1, batch_size))
-        ]
+        size = max(1, batch_size)
+        chunks = [order[i : i + size] for i in range(0, len(order), size)]
         pending = [  # every batch queued at once, so that each of CTranslate2's workers has one
             self.translator.translate_batch(
                 [[pieces[i] for i in sources[k]] for k in chunk],

@@ -232,6 +232,7 @@ def pick_device(name: str, key: str = "trainer.device") -> torch.device:
 
 
 ONEDNN_CACHE_CAPACITY = 64  # primitives; oneDNN's and PyTorch's (ideep's) default is 1,024
+ONEDNN_CACHE_VARS = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")  # their sizes
 
 
 def bound_onednn_caches(capacity: int = ONEDNN_CACHE_CAPACITY) -> dict[str, str]:
@@ -248,7 +249,7 @@ def bound_onednn_caches(capacity: int = ONEDNN_CACHE_CAPACITY) -> dict[str, str]
     before any model work (`pick_device` calls it); later calls change nothing. Returns what
     was set."""
     set_now = {}
-    for var in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+    for var in ONEDNN_CACHE_VARS:
         if var not in os.environ:
             os.environ[var] = set_now[var] = str(capacity)
     return set_now

@@ -234,7 +234,7 @@ def test_cpu_device_keeps_freed_memory_mapped():
     assert kept < 2000, f"{kept} page faults per step with the setting (16,384 if unmapped)"
 
 
-CACHE_VARS = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+CACHE_VARS = runtime.ONEDNN_CACHE_VARS
 
 
 def test_cpu_device_bounds_onednn_caches_unless_the_user_sized_them(monkeypatch):

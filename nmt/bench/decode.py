@@ -99,18 +99,19 @@ def deploy_targets(path: str, args: argparse.Namespace, test: Any, k: int) -> di
     if isinstance(to_dataclass(load_checkpoint(ckpt)["config"]).model, TransformerConfig):
         from nmt.ct2 import export_ctranslate2
 
-        folder = export_ctranslate2(ckpt, Path(args.work) / "ctranslate2", force=True)
-        for label, q in (("ct2", None), ("ct2_int8", "int8")):
-            targets[label] = functools.partial(
-                checkpoint_target, str(folder), args, "cpu", test, k, q, "ctranslate2"
+        def exported(folder: Path, **kw) -> functools.partial:
+            return functools.partial(
+                checkpoint_target, str(folder), args, "cpu", test, k, engine="ctranslate2", **kw
             )
+
+        folder = export_ctranslate2(ckpt, Path(args.work) / "ctranslate2", force=True)
+        targets["ct2"] = exported(folder)
+        targets["ct2_int8"] = exported(folder, quantize="int8")
         if "shortlist" in targets:  # the same list as CTranslate2's vocabulary map
             folder = Path(args.work) / "ctranslate2-shortlist"
             export_ctranslate2(ckpt, folder, force=True, shortlist=listed)
-            for label, q in (("ct2_shortlist", None), ("ct2_int8_shortlist", "int8")):
-                targets[label] = functools.partial(
-                    checkpoint_target, str(folder), args, "cpu", test, k, q, "ctranslate2", listed
-                )
+            targets["ct2_shortlist"] = exported(folder, shortlist=listed)
+            targets["ct2_int8_shortlist"] = exported(folder, quantize="int8", shortlist=listed)
     return targets
 
 
