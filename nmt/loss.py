@@ -27,7 +27,6 @@ from nmt.data.tokenizer import PAD
 from nmt.models.hard_attention import HardAttention
 from nmt.runtime import Precision, autocast
 
-
 # Rows per chunk on a CPU. Every chunk reads W' (V x H') twice and reads and writes the float32
 # weight gradient (V x H') once, 26 MB at V = 8,000; fewer, larger chunks pay that less often,
 # while a chunk's (n, V) logits (32 MB at 1,024 rows) are one reused buffer. Forward and backward

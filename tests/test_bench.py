@@ -240,6 +240,13 @@ def test_tiny_bench_run_writes_json(tmp_path):
     bf16_cpu = bool({"avx512_bf16", "amx_bf16"} & set(m["cpu_flags"]))
     assert m["precision"] == r["precision"] == ("bf16" if bf16_cpu else "fp32")
     assert set(m["matmul_peak_flops"]) == ({"fp32", "bf16"} if bf16_cpu else {"fp32"})
+    # the workload's MFU is against the larger of the run's peak and its child's own
+    start = m["matmul_peak_flops"][r["precision"]]
+    assert r["matmul_peak_after_flops"] > 0
+    assert r["matmul_peak_flops"] == max(start, r["matmul_peak_after_flops"])
+    assert r["mfu"] == round(
+        r["flops_per_tgt_token"] * r["train_tgt_tokens_per_s"] / r["matmul_peak_flops"], 5
+    )
     assert m["cpu_capability"] == cpu_capability()
     sizes = report["preprocess"]["sizes"]
     assert [s["lines"] for s in sizes] == [160, 480] and all(s["peak_rss_mb"] > 0 for s in sizes)
@@ -247,6 +254,22 @@ def test_tiny_bench_run_writes_json(tmp_path):
 
 
 # --- configuration and decoding ------------------------------------------------------------------
+def test_mfu_is_against_the_larger_matmul_peak():
+    """A slow start-of-run peak reading does not inflate a workload's MFU, nor a slow one after."""
+    from nmt.bench.cli import workload_mfu
+
+    base = {"precision": "fp32", "flops_per_tgt_token": 1e6, "train_tgt_tokens_per_s": 100.0}
+    slow_start = {**base, "matmul_peak_after_flops": 2e8}
+    workload_mfu(slow_start, {"fp32": 1e8, "bf16": 9e9})
+    assert slow_start["matmul_peak_flops"] == 2e8 and slow_start["mfu"] == 0.5
+    slow_after = {**base, "matmul_peak_after_flops": 1e8}
+    workload_mfu(slow_after, {"fp32": 4e8})
+    assert slow_after["matmul_peak_flops"] == 4e8 and slow_after["mfu"] == 0.25
+    bf16 = {**base, "precision": "bf16"}  # a record without its own peak: the run's
+    workload_mfu(bf16, {"fp32": 1e8, "bf16": 5e8})
+    assert bf16["matmul_peak_flops"] == 5e8 and bf16["mfu"] == 0.2
+
+
 def test_decode_batch_default_is_the_decode_config_default():
     from nmt.bench.cli import parse
     from nmt.config import DecodeConfig

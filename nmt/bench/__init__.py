@@ -13,8 +13,10 @@ tokenizer and one encoded training split for every workload), then W warm-up and
 `Trainer.train_step` calls on the trainer's own length-bucketed batches (collate and the copy to
 the device included in the timed loop); then greedy and beam-5 decoding of test2016 (batch 64)
 through `Trainer.translate_ids`. Tokens are non-padding tokens (EOS included). MFU = analytic
-training FLOPs per target token x target tokens/s / the matmul peak measured in the same run
-(torch.mm, 2048x2048, same threads and precision).
+training FLOPs per target token x target tokens/s / the matmul peak (torch.mm, 2048x2048, same
+threads and precision), the larger of the one measured at the start of the run and the one the
+workload's child measures after its work, so that a slow second of a shared machine does not
+lower the peak and inflate the MFU.
 
 `--preprocess` (also part of the default run) measures streaming preprocessing (`prepare_data`:
 tokenizer training on a sample, encoding, memory-mapped ids) on Multi30k repeated 1x, 10x and

@@ -30,6 +30,7 @@ def forwarded(args: argparse.Namespace) -> list[str]:
         "--decode-batch", str(args.decode_batch),
         "--min-len", str(args.min_len),
         "--spm-train-lines", str(args.spm_train_lines),
+        "--peak-size", str(args.peak_size),
     ]  # fmt: skip
     if args.decode_sents is not None:
         out += ["--decode-sents", str(args.decode_sents)]

@@ -33,8 +33,14 @@ def _print_workloads(rows: list[dict[str, Any]], m: dict[str, Any]) -> None:
         f"{m['steps']} timed steps after {m['warmup']}; decode on {rows[0].get('decode_sents')} "
         f"test2016 sentences from {rows[0].get('decode_model')}"
         + _lengths(m)
-        + "; matmul peak "
+        + "; matmul peak at the start "
         + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in m.get("matmul_peak_flops", {}).items())
+        + "; MFU against the larger of that and the workload's own peak after its run: "
+        + ", ".join(
+            f"{r['workload']} {r['matmul_peak_flops'] / 1e9:.0f}"
+            for r in rows
+            if "matmul_peak_flops" in r
+        )
         + ")"
     )
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from nmt.bench.decode import run_decode
 from nmt.bench.flops import train_flops
-from nmt.bench.system import rss_mb, sync
+from nmt.bench.system import matmul_peak, rss_mb, sync
 from nmt.compose import compose_config
 from nmt.config import Config, to_dataclass
 from nmt.runtime import StderrHandler
@@ -260,4 +260,10 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     )
     result.update(run_decode(args, trainer, name))
     result["peak_rss_total_mb"] = round(rss_mb(), 1)
+    # the peak again, in this process once its work is done (and its peak RSS read): one 1-s
+    # measurement at the start of a long run can catch a slow moment of a shared machine
+    # (`cli.workload_mfu`)
+    result["matmul_peak_after_flops"] = round(
+        matmul_peak(result["precision"], args.peak_size, trainer.device)
+    )
     return result
