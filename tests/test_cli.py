@@ -111,7 +111,9 @@ def test_translate_files_and_attention_json(trained_run, tmp_path, capsys):
         assert len(record["attention"]) == len(record["target_tokens"])
         for row in record["attention"]:
             assert len(row) == len(record["source_tokens"])
-            assert abs(sum(row) - 1.0) < 1e-3
+            # each weight is written rounded to 5 decimals (off by at most 5e-6), and a long source's
+            # near-uniform row rounds alike: 300 weights of 0.003374 are written as 0.00337
+            assert abs(sum(row) - 1.0) <= len(row) * 5e-6 + 1e-6
     assert {"\u2581a4", "\u2581a5"} <= set(records[2]["source_tokens"])  # the valid parts are kept
     assert len(records[3]["source_tokens"]) < LONG_TOKENS  # truncated to the model's limit
 
