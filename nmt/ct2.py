@@ -228,13 +228,18 @@ class CTranslate2Model:
         self.src_vocab = src_vocab
         self.index = {p: i for i, p in enumerate(tgt_vocab)}
         self.use_vmap = use_vmap
+        torch_threads = torch.get_num_threads()
         self.translator = ctranslate2.Translator(
             str(folder),
             device="cpu",
             compute_type=COMPUTE_TYPES[quantize],
-            inter_threads=threads or torch.get_num_threads(),
+            inter_threads=threads or torch_threads,
             intra_threads=1,
         )
+        # Loading sets the process's OpenMP thread count, which torch shares, to intra_threads:
+        # torch (and so the next model loaded here, `make bench --decode-deploy`'s second
+        # CTranslate2 target) would run on 1 thread. CTranslate2's workers keep their own count.
+        torch.set_num_threads(torch_threads)
 
     def translate_ids(
         self,

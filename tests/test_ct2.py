@@ -78,6 +78,24 @@ def test_engine_in_the_command_line_tools(exported, explore_runs, tmp_path, caps
     assert len(got) == 5 and got[3] == ""
 
 
+def test_loading_leaves_torch_threads_and_the_next_model_its_workers(exported):
+    """CTranslate2 sets the process's OpenMP thread count to its intra_threads (1) when it loads
+    a model; torch shares that count, so without a reset the next model loaded in the process
+    (make bench --decode-deploy's second target) got one worker, at half the speed."""
+    import torch
+
+    _, folder = exported
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for quantize in (None, "int8"):
+            model = Translator(folder, engine="ctranslate2", quantize=quantize).model
+            assert model.translator.num_translators == 2  # one worker per thread, every time
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_export_refuses_an_rnn_and_bad_use(exported, explore_runs, tmp_path, capsys):
     rnn = explore_runs / "attention=luong_general" / "checkpoints" / "best.pt"
     assert export_main([str(rnn), "-o", str(tmp_path / "x")]) == 2
