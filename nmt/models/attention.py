@@ -209,8 +209,9 @@ class BahdanauAttention(Attention):
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
         """e_ij = v_a^T tanh(W_a s_{i-1} + U_a h_j): (B,T,Hq), (B,S,A) -> (B,T,S)."""
         q = self.W_a(query)  # (B,T,A)
-        # broadcast (B,T,1,A) + (B,1,S,A) -> (B,T,S,A)
-        hidden = torch.tanh(q[:, :, None, :] + keys[:, None, :, :])  # (B,T,S,A)
+        # broadcast (B,T,1,A) + (B,1,S,A) -> (B,T,S,A); tanh in place on the fresh sum: one
+        # (B,T,S,A) tensor instead of two per step
+        hidden = (q[:, :, None, :] + keys[:, None, :, :]).tanh_()  # (B,T,S,A)
         return self.v_a(hidden).squeeze(-1)  # (B,T,S) Bahdanau 2015, eq. 6 / A.1.2
 
 
@@ -282,8 +283,9 @@ class LuongConcatAttention(Attention):
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
         """v_a^T tanh(W1 h_t + W2 h̄_s): (B,T,Hq), (B,S,A) -> (B,T,S)."""
         q = self.W1(query)  # (B,T,A)
-        # broadcast (B,T,1,A) + (B,1,S,A) -> (B,T,S,A)
-        hidden = torch.tanh(q[:, :, None, :] + keys[:, None, :, :])  # (B,T,S,A)
+        # broadcast (B,T,1,A) + (B,1,S,A) -> (B,T,S,A); tanh in place on the fresh sum: one
+        # (B,T,S,A) tensor instead of two per step
+        hidden = (q[:, :, None, :] + keys[:, None, :, :]).tanh_()  # (B,T,S,A)
         return self.v_a(hidden).squeeze(-1)  # (B,T,S) Luong 2015, eq. 8: concat
 
 
