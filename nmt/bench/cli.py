@@ -163,9 +163,9 @@ def _write_report(path: Path, report: dict[str, Any]) -> None:
 
 def workload_mfu(res: dict[str, Any], peaks: dict[str, float]) -> None:
     """Set `res`'s matmul peak and MFU: against the larger of the run's starting peak of its
-    precision and the peak its child measured right after its timed steps. A peak is what the
-    machine can sustain; a lower reading is a moment when something else had the cores, so the
-    larger one is taken, and the MFU is the lower, conservative one."""
+    precision and the peak its child measured after its work (`workload.run_one`). A peak is
+    what the machine can sustain; a lower reading is a moment when something else had the
+    cores, so the larger one is taken, and the MFU is the lower, conservative one."""
     peak = max(peaks[res["precision"]], res.get("matmul_peak_after_flops", 0))
     res["matmul_peak_flops"] = round(peak)
     res["mfu"] = round(res["flops_per_tgt_token"] * res["train_tgt_tokens_per_s"] / peak, 5)
